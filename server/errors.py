@@ -1,0 +1,104 @@
+"""Every error the server answers with, each knowing its HTTP status and WebSocket close code.
+
+    PalimpsestError                      500 / 1011
+    ├── BadRequest                       400 / 4400
+    │   ├── MalformedMessage             400 / 4400  a frame that is not a y-websocket message
+    │   ├── UnknownMessageType           400 / 4415
+    │   ├── TextFrame                    400 / 1003  text frames are not part of the protocol
+    │   └── InvalidUpdate                422 / 4422  not a well-formed Yjs update
+    ├── TooLarge                         413 / 1009  frame, update or document over its limit
+    ├── RateLimited                      429 / 4429
+    ├── Unauthorised                     401 / 4401
+    ├── Forbidden                        403 / 4403
+    ├── NotFound                         404 / 4404
+    ├── Conflict                         409 / 4409
+    └── Unavailable                      503 / 1013  storage unreachable: reconnect and resend
+
+The edges (the WebSocket endpoint, the HTTP API) translate these once; nothing else
+builds close frames or error bodies.
+"""
+
+from __future__ import annotations
+
+
+class PalimpsestError(Exception):
+    status = 500
+    close_code = 1011
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def reason(self) -> str:
+        # A close reason must fit in 123 bytes of UTF-8.
+        return self.message.encode()[:123].decode(errors="ignore")
+
+
+class BadRequest(PalimpsestError):
+    status = 400
+    close_code = 4400
+    code = "bad_request"
+
+
+class MalformedMessage(BadRequest):
+    code = "malformed_message"
+
+
+class UnknownMessageType(BadRequest):
+    close_code = 4415
+    code = "unknown_message_type"
+
+
+class TextFrame(BadRequest):
+    close_code = 1003
+    code = "text_frame"
+
+
+class InvalidUpdate(BadRequest):
+    status = 422
+    close_code = 4422
+    code = "invalid_update"
+
+
+class TooLarge(PalimpsestError):
+    status = 413
+    close_code = 1009
+    code = "too_large"
+
+
+class RateLimited(PalimpsestError):
+    status = 429
+    close_code = 4429
+    code = "rate_limited"
+
+
+class Unauthorised(PalimpsestError):
+    status = 401
+    close_code = 4401
+    code = "unauthorised"
+
+
+class Forbidden(PalimpsestError):
+    status = 403
+    close_code = 4403
+    code = "forbidden"
+
+
+class NotFound(PalimpsestError):
+    status = 404
+    close_code = 4404
+    code = "not_found"
+
+
+class Conflict(PalimpsestError):
+    status = 409
+    close_code = 4409
+    code = "conflict"
+
+
+class Unavailable(PalimpsestError):
+    status = 503
+    close_code = 1013
+    code = "unavailable"

@@ -1,0 +1,117 @@
+"""A room: the live pycrdt Doc of one open document on this node, and its connections.
+
+The doc holds exactly the events 1..applied_seq of the log, plus, only while the writer holds
+`lock`, the updates of the batch being committed. Everything that reads the doc for a client
+(answers to sync step 1) takes the lock, so no client sees an uncommitted change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from pycrdt import Doc, Text, TransactionEvent, get_update, merge_updates
+
+from server.errors import InvalidUpdate, MalformedMessage
+from server.realtime import protocol
+from server.realtime.awareness import AwarenessRelay
+from server.realtime.connection import Connection
+from storage.records import EventRecord
+
+log = logging.getLogger(__name__)
+
+# Event kinds whose payload is a Yjs update to apply.
+UPDATE_KINDS = frozenset({"update", "restore"})
+MERGE_CHUNK = 5000
+
+
+class Room:
+    def __init__(self, doc_id: str) -> None:
+        self.doc_id = doc_id
+        self.doc = Doc()
+        self.text = self.doc.get("content", type=Text)
+        self.applied_seq = 0
+        self.connections: set[Connection] = set()
+        self.awareness = AwarenessRelay()
+        self.lock = asyncio.Lock()
+        self._changed = False
+        self._subscription = self.doc.observe(self._on_transaction)
+
+    def _on_transaction(self, _event: TransactionEvent) -> None:
+        self._changed = True
+
+    # Loading
+
+    def load(self, state: bytes | None, seq: int, events: Iterable[EventRecord]) -> None:
+        """Build the doc from a snapshot's state (at `seq`) and the events after it."""
+        if state:
+            self.doc.apply_update(state)
+        self.applied_seq = seq
+        chunk: list[bytes] = []
+        for event in events:
+            if event.kind in UPDATE_KINDS:
+                chunk.append(event.payload)
+                if len(chunk) >= MERGE_CHUNK:
+                    self.doc.apply_update(merge_updates(*chunk))
+                    chunk = []
+            self.applied_seq = event.seq
+        if chunk:
+            self.doc.apply_update(merge_updates(*chunk))
+
+    # Applying
+
+    def try_apply(self, update: bytes) -> bool:
+        """Apply a client's update; True if it may change the document (so must be stored).
+
+        False means a no-op: everything in it is already here. An update whose dependencies
+        are missing changes nothing yet but is kept pending by the doc; it must be stored.
+        """
+        self._changed = False
+        try:
+            self.doc.apply_update(update)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # pycrdt panics are BaseExceptions
+            raise InvalidUpdate(f"update does not apply: {str(exc)[:80]}") from None
+        if self._changed:
+            return True
+        # Nothing integrated: a duplicate, or pending on missing structs (kept then).
+        return get_update(update, self.doc.get_state())[:1] != b"\x00"
+
+    def apply_event(self, event: EventRecord) -> None:
+        """Apply a committed event from the log (another node's, or one we missed)."""
+        if event.seq <= self.applied_seq:
+            return
+        if event.kind in UPDATE_KINDS:
+            try:
+                self.doc.apply_update(event.payload)
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException:
+                log.exception("event %s/%s in the log does not apply", self.doc_id, event.seq)
+        self.applied_seq = event.seq
+
+    # Reading (callers hold the lock when a batch may be in flight)
+
+    def sync_step2_for(self, state_vector: bytes) -> bytes:
+        try:
+            update = self.doc.get_update(state_vector)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:
+            raise MalformedMessage("sync step 1 carries an invalid state vector") from None
+        return protocol.sync_step2(update)
+
+    def state(self) -> bytes:
+        return self.doc.get_update()
+
+    def current_text(self) -> str:
+        return str(self.text)
+
+    # Fan-out
+
+    def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame)

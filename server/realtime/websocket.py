@@ -1,0 +1,130 @@
+"""The `/ws/{doc_id}` endpoint: one y-websocket connection, from handshake to close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from starlette.websockets import WebSocket
+
+from server.auth import authenticate
+from server.errors import PalimpsestError, TextFrame, TooLarge
+from server.realtime import protocol
+from server.realtime.bus import AWARENESS, BusMessage
+from server.realtime.connection import Connection
+from server.realtime.protocol import (
+    AwarenessUpdate,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    parse_message,
+)
+from server.realtime.rooms import OpenRoom, RoomManager
+from server.settings import Settings
+from server.write.commands import ApplyUpdate
+from server.write.validation import validate_update
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,199}$")
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    state = websocket.app.state
+    settings: Settings = state.settings
+    rooms: RoomManager = state.rooms
+    doc_id = websocket.path_params["doc_id"]
+    if not DOC_ID.match(doc_id):
+        await websocket.close(4400, "invalid document id")
+        return
+    principal = authenticate(websocket, doc_id, settings)
+    await websocket.accept()
+    try:
+        opened = await rooms.acquire(doc_id)
+    except StorageError as exc:
+        log.warning("cannot open %s: %s", doc_id, exc)
+        await websocket.close(1013, "storage unavailable; retry")
+        return
+    conn = Connection(
+        websocket,
+        doc_id,
+        principal.actor,
+        can_write=principal.can_write,
+        wants_ack=websocket.query_params.get("ack") == "1",
+        max_queue=settings.limits.outbound_queue,
+    )
+    conn.start()
+    try:
+        await _serve(conn, opened, settings)
+    finally:
+        _leave(conn, opened)
+        rooms.release(opened)
+        conn.close(1000, "")
+        await conn.closed.wait()
+
+
+async def _serve(conn: Connection, opened: OpenRoom, settings: Settings) -> None:
+    room = opened.room
+    room.connections.add(conn)
+    async with room.lock:
+        conn.send(protocol.sync_step1(room.doc.get_state()))
+    known = room.awareness.snapshot()
+    if known is not None:
+        conn.send(protocol.awareness(known))
+    websocket = conn.websocket
+    while not conn.closing:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = message.get("bytes")
+        try:
+            if frame is None:
+                raise TextFrame("text frames are not part of the y-websocket protocol")
+            if len(frame) > settings.limits.frame_bytes:
+                raise TooLarge(f"frame over the {settings.limits.frame_bytes}-byte limit")
+            await _handle(conn, opened, parse_message(frame), settings)
+        except PalimpsestError as exc:
+            conn.close_for(exc)
+            return
+
+
+async def _handle(conn: Connection, opened: OpenRoom, message: protocol.Message,
+                  settings: Settings) -> None:
+    room = opened.room
+    if isinstance(message, SyncStep1):
+        async with room.lock:
+            reply = room.sync_step2_for(message.state_vector)
+        conn.send(reply)
+    elif isinstance(message, SyncStep2 | SyncUpdate):
+        conn.writes_received += 1
+        # Even an empty update goes through the writer, so acks stay in message order.
+        validate_update(message.update, settings.limits)
+        opened.writer.submit(
+            ApplyUpdate(room.doc_id, message.update, conn.actor, conn, conn.writes_received)
+        )
+    elif isinstance(message, AwarenessUpdate):
+        fresh, present = room.awareness.apply(message.payload)
+        conn.awareness_clients.update(present)
+        if fresh:
+            room.broadcast(protocol.awareness(fresh), exclude=conn)
+            await opened.writer.bus.publish(_awareness_message(opened, fresh))
+    elif isinstance(message, QueryAwareness):
+        known = room.awareness.snapshot()
+        if known is not None:
+            conn.send(protocol.awareness(known))
+
+
+def _awareness_message(opened: OpenRoom, payload: bytes) -> BusMessage:
+    return BusMessage(opened.room.doc_id, AWARENESS, opened.writer.bus.node_id, 0, "", payload)
+
+
+def _leave(conn: Connection, opened: OpenRoom) -> None:
+    room = opened.room
+    room.connections.discard(conn)
+    gone = room.awareness.remove(conn.awareness_clients)
+    if gone is not None:
+        room.broadcast(protocol.awareness(gone))
+        asyncio.ensure_future(opened.writer.bus.publish(_awareness_message(opened, gone)))

@@ -1,0 +1,209 @@
+"""The room writer: turns queued commands into committed events, many per transaction.
+
+One writer task per open room. It takes every command waiting in the room's queue, applies
+them to the room's doc under the room lock (to validate and to drop no-ops), appends the ones
+that change something in one transaction, and only after the commit broadcasts them to this
+node's connections, publishes them on the bus and acknowledges them. While the writer waits
+on the database, clients keep queueing, so the next batch grows with the load: that is the
+group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from server.errors import InvalidUpdate, PalimpsestError, Unavailable
+from server.realtime import protocol
+from server.realtime.bus import EVENT, Bus, BusMessage
+from server.realtime.room import Room
+from server.write.commands import ApplyUpdate, CatchUp
+from storage.errors import StorageError
+from storage.event_store import EventStore
+from storage.records import EventRecord, NewEvent
+
+log = logging.getLogger(__name__)
+
+Command = ApplyUpdate | CatchUp
+
+
+class RoomWriter:
+    def __init__(
+        self,
+        room: Room,
+        store: EventStore,
+        bus: Bus,
+        *,
+        max_batch: int,
+        on_poisoned: Callable[[Room], None],
+    ) -> None:
+        self.room = room
+        self.store = store
+        self.bus = bus
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue[Command] = asyncio.Queue()
+        self._on_poisoned = on_poisoned
+        self._task: asyncio.Task[None] | None = None
+        self.poisoned = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"writer-{self.room.doc_id}")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is None:
+            return
+        await self.queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def submit(self, command: Command) -> None:
+        if self.poisoned:
+            _fail(command, Unavailable("document is reloading; reconnect and resend"))
+            return
+        self.queue.put_nowait(command)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self.queue.get()
+            batch: list[Command] = [first]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._process(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room writer for %s failed", self.room.doc_id)
+                self._poison(batch, Unavailable("internal error; reconnect and resend"))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def _process(self, batch: list[Command]) -> None:
+        # Consecutive updates commit together; a CatchUp is handled where it stands.
+        updates: list[ApplyUpdate] = []
+        for command in batch:
+            if isinstance(command, ApplyUpdate):
+                updates.append(command)
+                continue
+            if updates:
+                await self._commit(updates)
+                updates = []
+            await self._catch_up(command.until_seq)
+        if updates:
+            await self._commit(updates)
+
+    async def _commit(self, commands: list[ApplyUpdate]) -> None:
+        room = self.room
+        accepted: list[ApplyUpdate] = []
+        no_ops: list[ApplyUpdate] = []
+        records: list[EventRecord] = []
+        async with room.lock:
+            for command in commands:
+                if self.poisoned:
+                    _fail(command, Unavailable("document is reloading; reconnect and resend"))
+                    continue
+                if command.connection is not None and command.connection.closing:
+                    continue  # rejected earlier: nothing after a rejected message applies
+                try:
+                    changed = room.try_apply(command.update)
+                except InvalidUpdate as exc:
+                    _fail(command, exc)
+                    continue
+                (accepted if changed else no_ops).append(command)
+            if accepted:
+                now = time.time()
+                new = [NewEvent(c.kind, c.update, c.actor, now, c.meta) for c in accepted]
+                try:
+                    records = await self.store.append(room.doc_id, new)
+                except StorageError as exc:
+                    # The doc now holds changes the log does not: it must be rebuilt.
+                    log.warning("append to %s failed: %s", room.doc_id, exc)
+                    self._poison(accepted, Unavailable("storage unavailable; reconnect and resend"))
+                    return
+                # Another node may have appended since our last event: read those in too.
+                missed = await self._read_missed(records[0].seq - 1)
+                room.applied_seq = records[-1].seq
+            else:
+                missed = []
+
+        for event in missed:
+            await self._show(event, origin=None)
+        for command, record in zip(accepted, records, strict=True):
+            await self._show(record, origin=command)
+            if command.done is not None and not command.done.done():
+                command.done.set_result(record)
+        for command in no_ops:
+            if command.done is not None and not command.done.done():
+                command.done.set_result(None)
+        self._acknowledge(commands)
+
+    async def _read_missed(self, until_seq: int) -> list[EventRecord]:
+        room = self.room
+        if until_seq <= room.applied_seq:
+            return []
+        missed = await self.store.read_list(room.doc_id, room.applied_seq, until_seq)
+        for event in missed:
+            room.apply_event(event)
+        return missed
+
+    async def _catch_up(self, until_seq: int | None) -> None:
+        room = self.room
+        if until_seq is not None and until_seq <= room.applied_seq:
+            return
+        try:
+            async with room.lock:
+                events = await self.store.read_list(room.doc_id, room.applied_seq, until_seq)
+                for event in events:
+                    room.apply_event(event)
+        except StorageError as exc:
+            log.warning("catch-up of %s failed: %s", room.doc_id, exc)
+            return
+        for event in events:
+            await self._show(event, origin=None)
+
+    async def _show(self, event: EventRecord, origin: ApplyUpdate | None) -> None:
+        """Fan a committed event out: local connections (not its sender), then the bus."""
+        room = self.room
+        if event.kind in ("update", "restore"):
+            sender = origin.connection if origin is not None else None
+            room.broadcast(protocol.sync_update(event.payload), exclude=sender)
+        if origin is not None:
+            await self.bus.publish(
+                BusMessage(room.doc_id, EVENT, self.bus.node_id, event.seq, event.kind,
+                           event.payload)
+            )
+
+    def _acknowledge(self, commands: list[ApplyUpdate]) -> None:
+        latest: dict[int, ApplyUpdate] = {}
+        for command in commands:
+            conn = command.connection
+            if conn is not None and conn.wants_ack:
+                latest[conn.id] = command
+        for command in latest.values():
+            assert command.connection is not None
+            command.connection.send(protocol.ack(command.message_index, self.room.applied_seq))
+
+    def _poison(self, commands: list[ApplyUpdate] | list[Command], error: PalimpsestError) -> None:
+        if not self.poisoned:
+            self.poisoned = True
+            self._on_poisoned(self.room)
+        for command in commands:
+            _fail(command, error)
+        while not self.queue.empty():
+            _fail(self.queue.get_nowait(), error)
+            self.queue.task_done()
+
+
+def _fail(command: Command, error: PalimpsestError) -> None:
+    if isinstance(command, CatchUp):
+        return
+    if command.connection is not None:
+        command.connection.close_for(error)
+    if command.done is not None and not command.done.done():
+        command.done.set_exception(error)

@@ -1,0 +1,204 @@
+"""The event store: per-document append-only logs with gap-free seq.
+
+Every append runs in one transaction that raises `documents.head_seq` first. That UPDATE takes
+the document row's lock (Postgres) or the database write lock (SQLite, `BEGIN IMMEDIATE`) and
+holds it to commit, so appenders to one document queue behind each other: seqs are handed out
+in commit order and a failed transaction gives its seqs back. A reader that polls
+`seq > last_seen` can therefore never skip an event: no later seq of that document becomes
+visible before an earlier one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.database import Database
+from storage.errors import DocumentNotFound, StorageUnavailable
+from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
+from storage.schema import documents, events, snapshots
+
+READ_BATCH = 2000
+
+
+def _event(row: Any) -> EventRecord:
+    return EventRecord(
+        doc_id=row.doc_id,
+        seq=row.seq,
+        kind=row.kind,
+        payload=bytes(row.payload),
+        actor=row.actor,
+        time=row.time,
+        meta=row.meta or {},
+    )
+
+
+class EventStore:
+    """Appends to and reads the log. Owns no engine: the Database is handed in."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _insert(self) -> Any:
+        return (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(documents)
+
+    async def ensure_document(self, doc_id: str, title: str = "") -> bool:
+        """Create the document if it does not exist; True when this call created it."""
+        stmt = (
+            self._insert()
+            .values(id=doc_id, title=title, head_seq=0, created_at=time.time())
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(stmt)
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return bool(result.rowcount)
+
+    async def append(self, doc_id: str, new: Sequence[NewEvent]) -> list[EventRecord]:
+        """Append `new` to the document's log in one transaction; returns them with seqs."""
+        if not new:
+            return []
+        try:
+            async with self.db.write() as conn:
+                return await self._append(conn, doc_id, new)
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def _append(
+        self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
+    ) -> list[EventRecord]:
+        # Raising head_seq first is what serialises appenders (see the module docstring).
+        head = (
+            await conn.execute(
+                update(documents)
+                .where(documents.c.id == doc_id)
+                .values(head_seq=documents.c.head_seq + len(new))
+                .returning(documents.c.head_seq)
+            )
+        ).scalar_one_or_none()
+        if head is None:
+            raise DocumentNotFound(doc_id)
+        first = head - len(new) + 1
+        records = [
+            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor, e.time, e.meta)
+            for i, e in enumerate(new)
+        ]
+        await conn.execute(
+            events.insert(),
+            [
+                {
+                    "doc_id": doc_id,
+                    "seq": r.seq,
+                    "kind": r.kind,
+                    "payload": r.payload,
+                    "actor": r.actor,
+                    "time": r.time,
+                    "meta": r.meta,
+                }
+                for r in records
+            ],
+        )
+        return records
+
+    async def read(
+        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None
+    ) -> AsyncIterator[EventRecord]:
+        """Stream events with after_seq < seq <= until_seq, in seq order, in batches."""
+        last = after_seq
+        while True:
+            query = (
+                select(events)
+                .where(events.c.doc_id == doc_id, events.c.seq > last)
+                .order_by(events.c.seq)
+                .limit(READ_BATCH)
+            )
+            if until_seq is not None:
+                query = query.where(events.c.seq <= until_seq)
+            try:
+                async with self.db.read() as conn:
+                    rows = (await conn.execute(query)).all()
+            except (OperationalError, DBAPIError) as exc:
+                raise StorageUnavailable(str(exc)) from exc
+            for row in rows:
+                yield _event(row)
+            if len(rows) < READ_BATCH:
+                return
+            last = rows[-1].seq
+
+    async def read_list(
+        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None
+    ) -> list[EventRecord]:
+        return [e async for e in self.read(doc_id, after_seq, until_seq)]
+
+    async def document(self, doc_id: str) -> DocumentRecord | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(documents).where(documents.c.id == doc_id))).first()
+        if row is None:
+            return None
+        return DocumentRecord(row.id, row.title, row.head_seq, row.created_at)
+
+    async def head_seq(self, doc_id: str) -> int:
+        doc = await self.document(doc_id)
+        if doc is None:
+            raise DocumentNotFound(doc_id)
+        return doc.head_seq
+
+    async def document_ids(self) -> list[str]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(documents.c.id).order_by(documents.c.id))).all()
+        return [r.id for r in rows]
+
+    async def documents_behind(self, checkpoints: dict[str, int]) -> list[tuple[str, int]]:
+        """(doc_id, head_seq) of every document whose head is past its given checkpoint."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(documents.c.id, documents.c.head_seq))).all()
+        return [(r.id, r.head_seq) for r in rows if r.head_seq > checkpoints.get(r.id, 0)]
+
+    # Snapshots live beside the log: any node loads a room from the latest one.
+
+    async def save_snapshot(self, snap: SnapshotRecord) -> None:
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(snapshots)
+            .values(
+                doc_id=snap.doc_id, seq=snap.seq, state=snap.state, text=snap.text, time=snap.time
+            )
+            .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
+        )
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(stmt)
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def snapshot_at_or_before(
+        self, doc_id: str, seq: int | None = None
+    ) -> SnapshotRecord | None:
+        """The latest snapshot with snapshot.seq <= seq (any seq when None)."""
+        query = select(snapshots).where(snapshots.c.doc_id == doc_id)
+        if seq is not None:
+            query = query.where(snapshots.c.seq <= seq)
+        query = query.order_by(snapshots.c.seq.desc()).limit(1)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return SnapshotRecord(row.doc_id, row.seq, bytes(row.state), row.text, row.time)
+
+    async def count_events(self, doc_id: str) -> int:
+        async with self.db.read() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count()).select_from(events).where(events.c.doc_id == doc_id)
+                    )
+                ).scalar_one()
+            )
