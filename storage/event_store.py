@@ -68,13 +68,14 @@ class EventStore:
             return []
         try:
             async with self.db.write() as conn:
-                return await self._append(conn, doc_id, new)
+                return await self.append_in(conn, doc_id, new)
         except (OperationalError, DBAPIError) as exc:
             raise StorageUnavailable(str(exc)) from exc
 
-    async def _append(
+    async def append_in(
         self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
     ) -> list[EventRecord]:
+        """Append inside a transaction the caller holds (from `db.write()`)."""
         # Raising head_seq first is what serialises appenders (see the module docstring).
         head = (
             await conn.execute(
