@@ -1,0 +1,146 @@
+// Every HTTP call the client makes, in one place. The paths are the contract
+// in DESIGN.md ("The read side"). Errors come back as
+// {"error": {"code", "message"}} and are raised as ApiError.
+
+/** An error answered by the server (or a failed request), fit to show. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the request never got an answer
+   * @param {string} code machine-readable code from the server
+   * @param {string} message human-readable message
+   */
+  constructor (status, code, message) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+}
+
+const TOKEN_KEY = 'palimpsest.token'
+
+/**
+ * The auth token: `?token=` on the page URL wins (and is remembered for this
+ * tab, so in-app navigation keeps it); otherwise what this tab saw before.
+ */
+export const readToken = () => {
+  const fromUrl = new URLSearchParams(window.location.search).get('token')
+  try {
+    if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl)
+    return fromUrl || sessionStorage.getItem(TOKEN_KEY) || null
+  } catch {
+    return fromUrl
+  }
+}
+
+const politeMessage = (status) => {
+  if (status === 401) return 'You need to sign in (a token) to do that.'
+  if (status === 403) return 'You do not have permission to do that.'
+  if (status === 404) return 'Not found.'
+  if (status === 409) return 'Someone else changed this at the same time; please try again.'
+  if (status === 413) return 'That is too large.'
+  if (status === 429) return 'Too many requests; please wait a moment.'
+  if (status >= 500) return 'The server had a problem. Please try again shortly.'
+  return `The request failed (HTTP ${status}).`
+}
+
+/** A client for the query and command API of one server. */
+export class Api {
+  /** @param {{base?: string, token?: string|null}} [opts] */
+  constructor ({ base = '', token = null } = {}) {
+    this.base = base
+    this.token = token
+  }
+
+  async request (method, path, { query, body, signal } = {}) {
+    const url = new URL(this.base + path, window.location.origin)
+    for (const [key, value] of Object.entries(query || {})) {
+      if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, String(value))
+    }
+    const headers = { Accept: 'application/json' }
+    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    if (this.token) headers.Authorization = `Bearer ${this.token}`
+    let response
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal
+      })
+    } catch (err) {
+      if (err && err.name === 'AbortError') throw err
+      throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.')
+    }
+    const text = await response.text()
+    let data = null
+    if (text) {
+      try {
+        data = JSON.parse(text)
+      } catch {
+        data = null
+      }
+    }
+    if (!response.ok) {
+      const error = data && data.error
+      throw new ApiError(
+        response.status,
+        (error && error.code) || `http_${response.status}`,
+        (error && error.message) || politeMessage(response.status)
+      )
+    }
+    return data
+  }
+
+  /** `{items: [{id, title, seq, updated_at, size, contributors}], next}` */
+  listDocuments ({ limit = 50, cursor } = {}) {
+    return this.request('GET', '/api/documents', { query: { limit, cursor } })
+  }
+
+  createDocument (title) {
+    return this.request('POST', '/api/documents', { body: { title } })
+  }
+
+  renameDocument (id, title) {
+    return this.request('PATCH', `/api/documents/${encodeURIComponent(id)}`, { body: { title } })
+  }
+
+  /** `{id, title, seq, text, updated_at}`, now or at `at` (a seq). */
+  getDocument (id, { at, minSeq, signal } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}`, {
+      query: { at, min_seq: minSeq },
+      signal
+    })
+  }
+
+  /** `{items: [{number, from_seq, to_seq, authors, started_at, ended_at, inserted, deleted}], next}` */
+  listRevisions (id, { limit = 50, cursor, minSeq } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/revisions`, {
+      query: { limit, cursor, min_seq: minSeq }
+    })
+  }
+
+  /** `{items: [{seq, name, actor, created_at}]}` */
+  listVersions (id, { minSeq } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/versions`, {
+      query: { min_seq: minSeq }
+    })
+  }
+
+  nameVersion (id, seq, name) {
+    return this.request('POST', `/api/documents/${encodeURIComponent(id)}/versions`, { body: { seq, name } })
+  }
+
+  /** `{from, to, changes: [{op, text, author}]}` */
+  diff (id, from, to, { signal } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/diff`, {
+      query: { from, to },
+      signal
+    })
+  }
+
+  /** `{seq, restored_from}` */
+  restore (id, seq) {
+    return this.request('POST', `/api/documents/${encodeURIComponent(id)}/restore`, { body: { seq } })
+  }
+}

@@ -1,0 +1,145 @@
+// The editor: CodeMirror 6 bound to the shared Y.Text by y-codemirror.next
+// (which also draws remote cursors from awareness), Markdown highlighting,
+// and a rendered, sanitised Markdown preview.
+
+import { EditorState } from '@codemirror/state'
+import {
+  EditorView, keymap, placeholder, drawSelection, highlightActiveLine,
+  highlightSpecialChars, dropCursor, rectangularSelection, crosshairCursor
+} from '@codemirror/view'
+import { defaultKeymap } from '@codemirror/commands'
+import { searchKeymap, highlightSelectionMatches } from '@codemirror/search'
+import { HighlightStyle, LanguageSupport, syntaxHighlighting, indentOnInput, bracketMatching } from '@codemirror/language'
+import { markdownLanguage, markdownKeymap } from '@codemirror/lang-markdown'
+import { tags } from '@lezer/highlight'
+import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
+import { marked } from 'marked'
+import DOMPurify from 'dompurify'
+
+const markdownHighlight = HighlightStyle.define([
+  { tag: tags.heading1, fontSize: '1.45em', fontWeight: '700', color: 'var(--ink)' },
+  { tag: tags.heading2, fontSize: '1.25em', fontWeight: '700', color: 'var(--ink)' },
+  { tag: tags.heading3, fontSize: '1.1em', fontWeight: '700', color: 'var(--ink)' },
+  { tag: [tags.heading4, tags.heading5, tags.heading6], fontWeight: '700', color: 'var(--ink)' },
+  { tag: tags.emphasis, fontStyle: 'italic' },
+  { tag: tags.strong, fontWeight: '700' },
+  { tag: tags.strikethrough, textDecoration: 'line-through' },
+  { tag: [tags.link, tags.url], color: 'var(--accent)' },
+  { tag: tags.quote, color: 'var(--ink-soft)', fontStyle: 'italic' },
+  { tag: tags.monospace, fontFamily: 'var(--font-mono)', color: 'var(--code-ink)' },
+  { tag: [tags.processingInstruction, tags.meta, tags.contentSeparator], color: 'var(--ink-faint)' },
+  { tag: tags.list, color: 'var(--accent-ink)' }
+])
+
+const editorTheme = EditorView.theme({
+  '&': { height: '100%', fontSize: '16px', backgroundColor: 'transparent' },
+  '&.cm-focused': { outline: 'none' },
+  '.cm-scroller': { fontFamily: 'var(--font-writing)', lineHeight: '1.7', overflow: 'auto' },
+  '.cm-content': {
+    maxWidth: '46rem',
+    margin: '0 auto',
+    padding: '2rem 1.5rem 40vh',
+    caretColor: 'var(--ink)'
+  },
+  '.cm-line': { padding: '0 2px' },
+  '.cm-activeLine': { backgroundColor: 'var(--active-line)' },
+  '.cm-cursor': { borderLeftColor: 'var(--ink)', borderLeftWidth: '2px' },
+  '&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection': {
+    backgroundColor: 'var(--selection) !important'
+  },
+  '.cm-placeholder': { color: 'var(--ink-faint)', fontStyle: 'italic' },
+  // Remote carets: keep the name visible (not only on hover) so people can
+  // tell who is where at a glance.
+  '.cm-ySelectionInfo': {
+    opacity: '1',
+    fontFamily: 'var(--font-ui)',
+    fontSize: '11px',
+    fontWeight: '600',
+    lineHeight: '1.4',
+    top: '-1.45em',
+    padding: '0 5px',
+    borderRadius: '4px 4px 4px 0'
+  },
+  '.cm-ySelectionCaret': { borderLeftWidth: '2px', borderRightWidth: '0', marginLeft: '-1px' },
+  '.cm-panels': { fontFamily: 'var(--font-ui)' }
+})
+
+/**
+ * Creates the live editor inside `parent`, bound to `sync.text`.
+ *
+ * @param {HTMLElement} parent
+ * @param {import('./sync.js').DocumentSync} sync
+ * @returns {EditorView}
+ */
+export const createEditor = (parent, sync) => {
+  const state = EditorState.create({
+    doc: sync.text.toString(),
+    extensions: [
+      highlightSpecialChars(),
+      drawSelection(),
+      dropCursor(),
+      EditorState.allowMultipleSelections.of(true),
+      indentOnInput(),
+      bracketMatching(),
+      rectangularSelection(),
+      crosshairCursor(),
+      highlightActiveLine(),
+      highlightSelectionMatches(),
+      EditorView.lineWrapping,
+      // The Markdown language alone: markdown() would also bundle the HTML,
+      // CSS and JavaScript parsers for embedded code (~140 kB) we do not need.
+      new LanguageSupport(markdownLanguage),
+      syntaxHighlighting(markdownHighlight),
+      placeholder('Start writing. Markdown works: # heading, **bold**, - list…'),
+      keymap.of([...markdownKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap]),
+      yCollab(sync.text, sync.awareness, { undoManager: sync.undoManager }),
+      editorTheme,
+      EditorView.contentAttributes.of({ 'aria-label': 'Document text (Markdown)' })
+    ]
+  })
+  return new EditorView({ state, parent })
+}
+
+let purifyConfigured = false
+
+/** Markdown to safe HTML: marked for GitHub-flavoured Markdown, DOMPurify to sanitise. */
+export const renderMarkdown = (text) => {
+  if (!purifyConfigured) {
+    // Links in a preview open elsewhere and never get the opener.
+    DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+      if (node.tagName === 'A' && node.getAttribute('href')) {
+        node.setAttribute('target', '_blank')
+        node.setAttribute('rel', 'noopener noreferrer')
+      }
+    })
+    purifyConfigured = true
+  }
+  const html = marked.parse(text, { gfm: true, async: false })
+  return DOMPurify.sanitize(html, { USE_PROFILES: { html: true } })
+}
+
+/**
+ * Keeps `el` showing the rendered text while it is visible. Rendering is
+ * batched to one per animation frame (a paste may fire many updates).
+ *
+ * @returns {{refresh: () => void, destroy: () => void}}
+ */
+export const bindPreview = (el, ytext, isVisible) => {
+  let scheduled = false
+  const render = () => {
+    scheduled = false
+    if (!isVisible()) return
+    const text = ytext.toString()
+    el.innerHTML = text.trim()
+      ? renderMarkdown(text)
+      : '<p class="preview-empty">Nothing to preview yet.</p>'
+  }
+  const schedule = () => {
+    if (scheduled) return
+    scheduled = true
+    requestAnimationFrame(render)
+  }
+  ytext.observe(schedule)
+  schedule()
+  return { refresh: schedule, destroy: () => ytext.unobserve(schedule) }
+}

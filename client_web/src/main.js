@@ -1,0 +1,23 @@
+// Wiring only: read the route and the token, build the API client, render
+// the page. `/` is the document list; `/d/{doc_id}` is one document.
+
+import { Api, readToken } from './api.js'
+import { renderHome } from './home.js'
+import { renderDocument } from './document.js'
+
+const token = readToken()
+const api = new Api({ token })
+
+/** Keeps ?token= on in-app links so a shared link with a token keeps working. */
+const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path)
+const docUrl = (id) => withToken(`/d/${encodeURIComponent(id)}`)
+const homeUrl = withToken('/')
+
+const root = document.getElementById('app')
+const match = window.location.pathname.match(/^\/d\/([^/]+)\/?$/)
+if (match) {
+  renderDocument(root, { api, docId: decodeURIComponent(match[1]), token, homeUrl })
+} else {
+  renderHome(root, { api, docUrl })
+}
+root.removeAttribute('aria-busy')

@@ -1,0 +1,195 @@
+// Who is here: the local person's name (remembered), the colour every name
+// gets (the same function colours authors in the history), and the list of
+// people currently in the document, read from Yjs awareness.
+
+import { h, replaceChildren } from './dom.js'
+
+const NAME_KEY = 'palimpsest.name'
+const MAX_NAME = 40
+
+const adjectives = ['Amber', 'Brisk', 'Calm', 'Deft', 'Eager', 'Fern', 'Gentle', 'Hazel', 'Ivory', 'Jade',
+  'Keen', 'Lucid', 'Mellow', 'Nimble', 'Olive', 'Plucky', 'Quiet', 'Russet', 'Sage', 'Tidy']
+const animals = ['Badger', 'Crane', 'Dolphin', 'Egret', 'Falcon', 'Gecko', 'Heron', 'Ibis', 'Jay', 'Kestrel',
+  'Lynx', 'Marten', 'Newt', 'Otter', 'Puffin', 'Quail', 'Robin', 'Stoat', 'Tern', 'Wren']
+
+const pick = (list) => list[Math.floor(Math.random() * list.length)]
+
+/** Trims and shortens a display name; empty when nothing usable is left. */
+export const cleanName = (name) => String(name || '').replace(/\s+/g, ' ').trim().slice(0, MAX_NAME)
+
+/** The name this browser uses, made up (and remembered) on first visit. */
+export const loadName = () => {
+  try {
+    const stored = cleanName(localStorage.getItem(NAME_KEY))
+    if (stored) return stored
+  } catch {}
+  const made = `${pick(adjectives)} ${pick(animals)}`
+  saveName(made)
+  return made
+}
+
+export const saveName = (name) => {
+  try {
+    localStorage.setItem(NAME_KEY, name)
+  } catch {}
+}
+
+/** 32-bit FNV-1a: small, stable across browsers, spreads similar names apart. */
+const hash = (text) => {
+  let value = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    value ^= text.charCodeAt(i)
+    value = Math.imul(value, 0x01000193)
+  }
+  return value >>> 0
+}
+
+const hslToHex = (hue, saturation, lightness) => {
+  const s = saturation / 100
+  const l = lightness / 100
+  const k = (n) => (n + hue / 30) % 12
+  const a = s * Math.min(l, 1 - l)
+  const channel = (n) => {
+    const c = l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)))
+    return Math.round(c * 255).toString(16).padStart(2, '0')
+  }
+  return `#${channel(0)}${channel(8)}${channel(4)}`
+}
+
+/**
+ * The colour of a person, derived from their name so that everyone sees the
+ * same colour for the same name, in the editor and in the history.
+ *
+ * @param {string} name
+ * @returns {{color: string, colorLight: string}} `color` is dark enough for
+ *   white text; `colorLight` is a translucent tint for selections and marks.
+ */
+export const colorFor = (name) => {
+  const value = hash(cleanName(name).toLowerCase() || '?')
+  const hue = value % 360
+  // Two lightness steps so neighbouring hues still differ; both pass 4.5:1 with white.
+  const lightness = (value >>> 9) % 2 === 0 ? 38 : 32
+  const color = hslToHex(hue, 62, lightness)
+  return { color, colorLight: `${color}33` }
+}
+
+/** Initials for an avatar: "Sage Otter" -> "SO". */
+export const initials = (name) => {
+  const words = cleanName(name).split(' ').filter(Boolean)
+  if (words.length === 0) return '?'
+  const letters = words.length === 1 ? words[0].slice(0, 2) : words[0][0] + words[words.length - 1][0]
+  return letters.toUpperCase()
+}
+
+/** A round coloured badge with initials. */
+export const avatar = (name, { size = 'md', title } = {}) => {
+  const { color } = colorFor(name)
+  return h('span', {
+    class: `avatar avatar-${size}`,
+    text: initials(name),
+    style: `background-color: ${color}`,
+    title: title || name,
+    attrs: { 'aria-hidden': 'true' }
+  })
+}
+
+/** Sets the local awareness `user` field that y-codemirror.next draws. */
+export const announce = (awareness, name) => {
+  const { color, colorLight } = colorFor(name)
+  awareness.setLocalStateField('user', { name, color, colorLight })
+}
+
+/**
+ * Keeps `listEl` showing everyone in the document (local person first).
+ * Returns a function that stops listening.
+ *
+ * @param {import('y-protocols/awareness').Awareness} awareness
+ * @param {HTMLElement} listEl
+ * @param {HTMLElement} [countEl] gets "3 people here"
+ */
+export const bindPeopleList = (awareness, listEl, countEl) => {
+  const render = () => {
+    const people = []
+    for (const [clientId, state] of awareness.getStates()) {
+      if (!state || !state.user || !state.user.name) continue
+      people.push({ clientId, name: cleanName(state.user.name), self: clientId === awareness.clientID })
+    }
+    people.sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name))
+    replaceChildren(listEl, ...people.map((person) =>
+      h('li', {
+        class: 'person' + (person.self ? ' person-self' : ''),
+        dataset: { clientId: String(person.clientId), name: person.name },
+        attrs: { 'data-testid': 'person' }
+      }, [
+        avatar(person.name, { size: 'sm' }),
+        h('span', { class: 'person-name', text: person.name }),
+        person.self ? h('span', { class: 'person-you', text: '(you)' }) : null
+      ])
+    ))
+    if (countEl) {
+      const n = people.length
+      countEl.textContent = n === 1 ? 'Only you' : `${n} people`
+      countEl.title = people.map((p) => p.name + (p.self ? ' (you)' : '')).join(', ')
+    }
+  }
+  awareness.on('change', render)
+  render()
+  return () => awareness.off('change', render)
+}
+
+/**
+ * A display name for an author or contributor as the API gives it: a plain
+ * string, or an object with a name (or an id).
+ */
+export const actorName = (actor) => {
+  if (typeof actor === 'string') return cleanName(actor) || 'Unknown'
+  if (actor && typeof actor === 'object') return cleanName(actor.name || actor.display_name || actor.id) || 'Unknown'
+  return 'Unknown'
+}
+
+/**
+ * The "your name" field: shows the remembered name and calls `onChange`
+ * with a cleaned, saved name when the person commits an edit (Enter or blur).
+ */
+export const nameField = (onChange) => {
+  const input = h('input', {
+    class: 'name-input',
+    type: 'text',
+    value: loadName(),
+    maxLength: MAX_NAME,
+    autocomplete: 'nickname',
+    spellcheck: false,
+    attrs: { 'data-testid': 'name-input', 'aria-label': 'Your name, shown to others' }
+  })
+  let committed = input.value
+  const commit = () => {
+    const name = cleanName(input.value)
+    if (!name) {
+      input.value = committed
+      return
+    }
+    input.value = name
+    if (name === committed) return
+    committed = name
+    saveName(name)
+    swatch.style.backgroundColor = colorFor(name).color
+    onChange(name)
+  }
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault()
+      commit()
+      input.blur()
+    } else if (event.key === 'Escape') {
+      input.value = committed
+      input.blur()
+    }
+  })
+  input.addEventListener('change', commit)
+  const swatch = h('span', { class: 'name-swatch', style: `background-color: ${colorFor(committed).color}`, attrs: { 'aria-hidden': 'true' } })
+  return h('label', { class: 'name-field', title: 'Your name, shown to others' }, [
+    swatch,
+    h('span', { class: 'visually-hidden', text: 'Your name' }),
+    input
+  ])
+}
