@@ -46,14 +46,19 @@ const politeMessage = (status) => {
 
 /** A client for the query and command API of one server. */
 export class Api {
-  /** @param {{base?: string, token?: string|null}} [opts] */
-  constructor ({ base = '', token = null } = {}) {
+  /** @param {{base?: string, token?: string|null, name?: string|null}} [opts] */
+  constructor ({ base = '', token = null, name = null } = {}) {
     this.base = base
     this.token = token
+    /** Display name of an anonymous person, for attribution of commands. */
+    this.name = name
   }
 
   async request (method, path, { query, body, signal } = {}) {
     const url = new URL(this.base + path, window.location.origin)
+    // Commands are attributed like WebSocket edits: by the `name` parameter
+    // (a query parameter rather than a header, so any Unicode name works).
+    if (method !== 'GET' && this.name) url.searchParams.set('name', this.name)
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, String(value))
     }

@@ -49,7 +49,10 @@ export const connectionPill = () => {
 
 /**
  * A pill showing whether the local edits are durably saved. `data-state` is
- * saved, saving, unsaved, or offline (offline with nothing waiting).
+ * saved, saving, unsaved, or offline (offline with nothing waiting), and is
+ * always current. The visible label (and `data-shown`, which the styles key
+ * on) waits a moment before showing "Saving…", so typing does not make the
+ * pill flicker on every keystroke.
  */
 export const savePill = () => {
   const text = h('span', { class: 'pill-text' })
@@ -57,11 +60,18 @@ export const savePill = () => {
     class: 'pill pill-save',
     attrs: { 'data-testid': 'save-status', 'aria-live': 'polite' }
   }, [h('span', { class: 'pill-icon', attrs: { 'aria-hidden': 'true' } }), text])
-  const set = (state) => {
+  let timer = null
+  const show = (state) => {
     const [label, title] = saveLabels[state] || saveLabels.saving
-    el.dataset.state = state
+    el.dataset.shown = state
     el.title = title
     text.textContent = label
+  }
+  const set = (state) => {
+    el.dataset.state = state
+    clearTimeout(timer)
+    if (state === 'saving' && el.dataset.shown === 'saved') timer = setTimeout(() => show(state), 400)
+    else show(state)
   }
   set('offline')
   return { el, set }

@@ -182,6 +182,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     h('div', { class: 'pills' }, [conn.el, save.el]),
     h('div', { class: 'header-spacer' }),
     nameField((newName) => {
+      api.name = newName
       announce(sync.awareness, newName)
       sync.setName(newName)
     })

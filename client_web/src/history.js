@@ -140,13 +140,6 @@ export class HistoryPanel {
       attrs: { 'data-testid': 'restore-button' },
       on: { click: () => this._askRestore() }
     })
-    this.backButton = h('button', {
-      type: 'button',
-      class: 'button button-quiet',
-      text: 'Back to editing',
-      hidden: true,
-      on: { click: () => this.exitView() }
-    })
     this.versionName = h('input', {
       type: 'text',
       class: 'input',
@@ -159,7 +152,7 @@ export class HistoryPanel {
     this.versionButton = h('button', {
       type: 'submit',
       class: 'button',
-      text: 'Name this version',
+      text: 'Save name',
       attrs: { 'data-testid': 'name-version-button' }
     })
     this.versionLabel = h('label', { htmlFor: 'name-version-input', class: 'field-label', text: 'Name the current version' })
@@ -202,7 +195,7 @@ export class HistoryPanel {
         ]),
         h('section', { class: 'panel-section selection', attrs: { 'aria-label': 'Selected version' } }, [
           this.selectionTitle,
-          h('div', { class: 'button-row' }, [this.restoreButton, this.backButton]),
+          h('div', { class: 'button-row' }, [this.restoreButton]),
           versionForm
         ]),
         h('section', { class: 'panel-section' }, [
@@ -230,6 +223,7 @@ export class HistoryPanel {
 
   _buildStage () {
     this.stageTitle = h('p', { class: 'stage-title' })
+    this.stageWhen = h('span', { class: 'stage-when' })
     this.legend = h('div', { class: 'legend', attrs: { 'aria-label': 'Changes since then, by author' } })
     this.highlightToggle = h('input', { type: 'checkbox', checked: true, id: 'highlight-changes' })
     this.highlightToggle.addEventListener('change', () => {
@@ -249,7 +243,10 @@ export class HistoryPanel {
       h('div', { class: 'stage-banner' }, [
         h('div', { class: 'stage-banner-text' }, [
           this.stageTitle,
-          h('p', { class: 'muted small', text: 'Read-only. Restoring makes a new change; nothing is lost.' })
+          h('p', { class: 'muted small' }, [
+            this.stageWhen,
+            h('span', { class: 'stage-note', text: 'Read-only. Restoring makes a new change; nothing is lost.' })
+          ])
         ]),
         h('button', {
           type: 'button',
@@ -486,14 +483,12 @@ export class HistoryPanel {
       this.selectionTitle.textContent = this.head ? `Now: change ${this.head}` : 'Now'
       this.versionLabel.textContent = 'Name the current version'
       this.restoreButton.disabled = true
-      this.backButton.hidden = true
       return
     }
     const when = at && at.updated_at ? ` · ${absoluteTime(at.updated_at)}` : ''
     this.selectionTitle.textContent = `Viewing change ${this.selected}${when}`
     this.versionLabel.textContent = 'Name this version'
     this.restoreButton.disabled = !(this.selected < this.head)
-    this.backButton.hidden = false
   }
 
   /** Shows the text at `seq` in place of the editor. */
@@ -509,7 +504,8 @@ export class HistoryPanel {
     const entering = this.stage.hidden
     this.stage.hidden = false
     this.stage.classList.add('is-loading')
-    this.stageTitle.textContent = `The document at change ${seq}`
+    this.stageTitle.textContent = `As it was at change ${seq}`
+    this.stageWhen.textContent = ''
     if (entering) this.onEnterView()
 
     if (this.viewAbort) this.viewAbort.abort()
@@ -528,8 +524,7 @@ export class HistoryPanel {
       return
     }
     const text = at.value.text ?? ''
-    const when = at.value.updated_at ? ` (${absoluteTime(at.value.updated_at)})` : ''
-    this.stageTitle.textContent = `The document at change ${seq}${when}`
+    this.stageWhen.textContent = at.value.updated_at ? absoluteTime(at.value.updated_at) : ''
     this._describeSelection(at.value)
     const rendered = diff.status === 'fulfilled' && diff.value ? diffNodes(text, diff.value.changes) : null
     if (rendered) {

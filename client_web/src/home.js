@@ -149,7 +149,10 @@ export const renderHome = (root, { api, docUrl }) => {
     h('header', { class: 'app-header' }, [
       brand(),
       h('div', { class: 'header-spacer' }),
-      nameField(() => notify('Name saved. Others will see it when you open a document.'))
+      nameField((name) => {
+        api.name = name
+        notify('Name saved. Others will see it when you open a document.')
+      })
     ]),
     h('main', { id: 'main', class: 'home', tabIndex: -1 }, [
       h('div', { class: 'home-top' }, [

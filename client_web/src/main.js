@@ -4,9 +4,10 @@
 import { Api, readToken } from './api.js'
 import { renderHome } from './home.js'
 import { renderDocument } from './document.js'
+import { loadName } from './presence.js'
 
 const token = readToken()
-const api = new Api({ token })
+const api = new Api({ token, name: loadName() })
 
 /** Keeps ?token= on in-app links so a shared link with a token keeps working. */
 const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path)
