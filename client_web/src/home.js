@@ -96,7 +96,7 @@ export const renderHome = (root, { api, docUrl }) => {
       attrs: { 'aria-label': `Rename “${doc.title || UNTITLED}”`, 'data-testid': 'rename-doc' }
     })
     const item = h('li', { class: 'doc-item', dataset: { id: doc.id }, attrs: { 'data-testid': 'doc-item' } }, [
-      h('div', { class: 'doc-main' }, [link, meta]),
+      h('div', { class: 'doc-entry' }, [link, meta]),
       people,
       renameButton
     ])
