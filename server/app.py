@@ -31,9 +31,10 @@ WRITE_ROLES = {"all", "write"}
 
 def make_bus(settings: Settings, node_id: str) -> Bus:
     if settings.redis_url:
-        from server.realtime.redis_bus import RedisBus
+        from server.realtime.redis_bus import RedisBus  # type: ignore[import-not-found,unused-ignore]
 
-        return RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
+        bus: Bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
+        return bus
     return LocalBus(node_id)
 
 

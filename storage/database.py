@@ -104,7 +104,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
 def open_database(url: str, *, pool_size: int | None = None) -> Database:
     """Create the engines for `url` (nothing connects until first use)."""
     if is_sqlite(url):
-        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+        writer = _sqlite_engine(url, immediate=True)
+        return Database(url, writer, _sqlite_engine(url, immediate=False))
     size = pool_size or int(os.environ.get("PALIMPSEST_DB_POOL", "10"))
     engine = create_async_engine(url, pool_size=size, max_overflow=size)
     return Database(url, engine, engine)

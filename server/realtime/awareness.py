@@ -1,6 +1,6 @@
 """Server-side awareness relay: the latest state of every client of a document.
 
-An awareness update is varUint(n) then n × (varUint clientID, varUint clock, varString JSON).
+An awareness update is varUint(n) then n times (varUint clientID, varUint clock, varString JSON).
 A state of "null" means the client left. Awareness is relayed, never stored.
 """
 

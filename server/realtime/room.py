@@ -29,7 +29,7 @@ MERGE_CHUNK = 5000
 class Room:
     def __init__(self, doc_id: str) -> None:
         self.doc_id = doc_id
-        self.doc = Doc()
+        self.doc: Doc[Text] = Doc()
         self.text = self.doc.get("content", type=Text)
         self.applied_seq = 0
         self.connections: set[Connection] = set()

@@ -59,6 +59,7 @@ class RoomManager:
         self.settings = settings
         self._rooms: dict[str, OpenRoom] = {}
         self._loading: dict[str, asyncio.Future[OpenRoom]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         bus.on_reconnect(self.catch_up_all)
 
     def get(self, doc_id: str) -> OpenRoom | None:
@@ -149,7 +150,9 @@ class RoomManager:
         opened = self._rooms.get(room.doc_id)
         if opened is not None and opened.room is room:
             self._rooms.pop(room.doc_id, None)
-            asyncio.create_task(self.bus.unsubscribe(room.doc_id, opened.handler))
+            task = asyncio.create_task(self.bus.unsubscribe(room.doc_id, opened.handler))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         for conn in list(room.connections):
             conn.close(1013, "document is reloading; reconnect and resend")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -60,7 +59,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         await _serve(conn, opened, settings)
     finally:
-        _leave(conn, opened)
+        await _leave(conn, opened)
         rooms.release(opened)
         conn.close(1000, "")
         await conn.closed.wait()
@@ -121,10 +120,10 @@ def _awareness_message(opened: OpenRoom, payload: bytes) -> BusMessage:
     return BusMessage(opened.room.doc_id, AWARENESS, opened.writer.bus.node_id, 0, "", payload)
 
 
-def _leave(conn: Connection, opened: OpenRoom) -> None:
+async def _leave(conn: Connection, opened: OpenRoom) -> None:
     room = opened.room
     room.connections.discard(conn)
     gone = room.awareness.remove(conn.awareness_clients)
     if gone is not None:
         room.broadcast(protocol.awareness(gone))
-        asyncio.ensure_future(opened.writer.bus.publish(_awareness_message(opened, gone)))
+        await opened.writer.bus.publish(_awareness_message(opened, gone))

@@ -7,7 +7,7 @@ The process is `node .../@y/websocket-server/src/server.js` itself (not npx or n
 PID held here is the server's, and it is ended by that PID.
 """
 
-# ruff: noqa: ASYNC109  (timeouts are part of the command protocol: the Node side enforces
+
 # them itself, and each call needs its own bound, so `asyncio.timeout` around calls won't do)
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ is in. Provider events (`status`, `connection-close`, `synced`) are kept in `eve
 Needs `npm ci` in tests/node (see `NODE_MODULES`).
 """
 
-# ruff: noqa: ASYNC109  (timeouts are part of the command protocol: the Node side enforces
+
 # them itself, and each call needs its own bound, so `asyncio.timeout` around calls won't do)
 
 from __future__ import annotations

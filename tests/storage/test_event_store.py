@@ -12,6 +12,7 @@ from storage.database import open_database
 from storage.errors import DocumentNotFound
 from storage.event_store import EventStore
 from storage.records import NewEvent, SnapshotRecord
+from tests.support.pyclient import wait_for
 
 
 def event(i: int, actor: str = "ann") -> NewEvent:
@@ -106,9 +107,7 @@ async def test_reader_polling_during_a_held_transaction_never_skips(store: Event
     await asyncio.sleep(0.3)  # give the later appenders time to try to overtake
     release.set()
     await asyncio.wait_for(asyncio.gather(slow, *later), 30)
-    deadline = time.monotonic() + 10
-    while len(seen) < 12 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: len(seen) >= 12, 10, lambda: f"reader saw {seen}")
     stop.set()
     await poller
     assert seen == list(range(1, 13))
