@@ -17,12 +17,24 @@ const MESSAGE_SYNC = 0
 const SYNC_STEP_2 = 1
 const SYNC_UPDATE = 2
 
-/** Close codes in 4400-4499 are final (DESIGN.md, hocuspocus habit): say why. */
+/**
+ * Whether to reconnect after the server closed the socket (docs/protocol.md,
+ * "Close codes"). 4400-4499 mean reconnecting cannot help, except 4429 (rate
+ * limit: back off and retry). 1009 means one of our updates is over the size
+ * limit: reconnecting would resend it in step 2 and be closed again.
+ */
+const shouldReconnect = (event) => {
+  if (event.code === 4429) return true
+  if (event.code === 1009) return false
+  return !(event.code >= 4400 && event.code < 4500)
+}
+
+/** Why the server will not have us, in words a person can act on. */
 const closeReason = ({ code, reason }) => {
-  if (reason) return reason
-  if (code === 4401) return 'You need a valid token to open this document.'
+  if (code === 4401) return 'You need a valid access token to open this document.'
   if (code === 4403) return 'You do not have access to this document.'
-  if (code === 4404) return 'This document does not exist.'
+  if (code === 1009) return 'A change was too large for the server to save. Copy your text somewhere safe and reload.'
+  if (reason) return `The server closed the connection: ${reason}`
   return `The server closed the connection (code ${code}).`
 }
 
@@ -62,7 +74,11 @@ export class DocumentSync extends ObservableV2 {
     if (token) params.token = token
     // connect: false so every listener is in place before the first socket
     // exists (the provider emits 'status' synchronously while connecting).
-    this.provider = new WebsocketProvider(serverUrl, docId, this.doc, { params, connect: false })
+    this.provider = new WebsocketProvider(serverUrl, docId, this.doc, {
+      params,
+      connect: false,
+      shouldReconnect
+    })
     this.awareness = this.provider.awareness
 
     /** Acked messages sent on the current socket. */
