@@ -36,6 +36,11 @@ def _noise(row: Row) -> str:
     return f"{row.get('other_cpu_s', 0) / wall:.2f}" if wall else "n/a"
 
 
+def _cpu_us(row: Row) -> float:
+    """Server-side CPU per patch (the server process, plus Postgres where there is one)."""
+    return float((row["server_cpu_s"] + row.get("db_cpu_s", 0.0)) / row["patches"] * 1e6)
+
+
 def _err(row: Row) -> str:
     return str(row.get("error", "failed")).replace("|", "/").replace("\n", " ")[:140]
 
@@ -70,9 +75,9 @@ def one_line(row: Row) -> str:
 
 def _replay_table(rows: list[Row], servers: list[str], reference: str) -> list[str]:
     out = [
-        "| server | K | ops/s | vs ref | converged in s | server CPU µs/op "
+        "| server | K | ops/s | vs ref | converged in s | server CPU µs/op | vs ref "
         "| server peak RSS MiB | vs ref | client ELU | others' CPUs | deflate | runs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     scenarios = [s for s in dict.fromkeys(r["scenario"] for r in rows) if s.startswith("replay")]
     for sc in scenarios:
@@ -85,16 +90,18 @@ def _replay_table(rows: list[Row], servers: list[str], reference: str) -> list[s
                 continue
             r, runs = median_row(group, "ops_per_s", ",.0f")
             if r is None:
-                out.append(f"| {name} | {k} | FAILED: {_err(group[-1])} | | | | | | | | | {runs} |")
+                out.append(
+                    f"| {name} | {k} | FAILED: {_err(group[-1])} | | | | | | | | | | {runs} |"
+                )
                 continue
-            cpu_us = r["server_cpu_s"] / r["patches"] * 1e6
-            cpu_cell = f"{cpu_us:,.0f}"
+            cpu_cell = f"{_cpu_us(r):,.0f}"
             if "db_cpu_s" in r:
-                cpu_cell += f" (+{r['db_cpu_s'] / r['patches'] * 1e6:,.0f} db)"
+                cpu_cell += f" (incl. {r['db_cpu_s'] / r['patches'] * 1e6:,.0f} db)"
             out.append(
                 f"| {name} | {k} | {r['ops_per_s']:,.0f} "
                 f"| {_ratio(r['ops_per_s'], ref and ref['ops_per_s'])} "
-                f"| {r['elapsed_s']:.1f} | {cpu_cell} | {r['server_peak_rss_mib']:.0f} "
+                f"| {r['elapsed_s']:.1f} | {cpu_cell} | {_ratio(_cpu_us(r), ref and _cpu_us(ref))} "
+                f"| {r['server_peak_rss_mib']:.0f} "
                 f"| {_ratio(r['server_peak_rss_mib'], ref and ref['server_peak_rss_mib'])} "
                 f"| {r['client_event_loop_utilization']:.2f} | {_noise(r)} | {_deflate(r)} "
                 f"| {runs} |"
@@ -153,9 +160,11 @@ def markdown(meta: dict[str, Any], results: list[Row], servers: list[str], refer
             out.append(f"\n### Fan-out latency: {VARIANT_TITLE[variant]}\n")
             out += _fanout_table(fan, servers, reference)
     out.append(
-        "\nvs ref: ratio to @y/websocket-server in this run (ops/s: higher is better; latency "
-        "and RSS: lower is better). client ELU: event-loop utilisation of the one Node process "
-        "holding every client (near 1.00: the client side was the bottleneck). others' CPUs: "
+        "\nvs ref: ratio to @y/websocket-server in this run (ops/s: higher is better; CPU, "
+        "latency and RSS: lower is better). server CPU µs/op: CPU time of the server process "
+        "(and of Postgres, where used) over the whole measurement, per patch. client ELU: "
+        "event-loop utilisation of the one Node process holding every client (near 1.00: the "
+        "client side was the bottleneck). others' CPUs: "
         "CPUs busy with work outside the benchmark, on average (the machine is shared)."
     )
     return "\n".join(out)

@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--fanout-writers", type=int, default=5)
     parser.add_argument("--fanout-readers", type=int, default=20)
     parser.add_argument("--fanout-rate", type=float, default=20, help="updates/s per writer")
-    parser.add_argument("--deflate", choices=("offer", "off", "both"), default="both",
+    parser.add_argument("--deflate", choices=("offer", "off", "both"), default="offer",
                         help="clients offer permessage-deflate (as browsers do), or not, or "
                         "both (each measurement twice)")  # fmt: skip
     parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
