@@ -5,9 +5,10 @@ import { h } from './dom.js'
 
 /** The logo and name, linking back to the document list. */
 export const brand = ({ compact = false, href = '/' } = {}) =>
-  h('a', { class: 'brand' + (compact ? ' brand-compact' : ''), href, attrs: { 'aria-label': 'Palimpsest: all documents' } }, [
+  h('a', { class: 'brand' + (compact ? ' brand-compact' : ''), href, title: 'All documents' }, [
     h('span', { class: 'brand-mark', attrs: { 'aria-hidden': 'true' } }, ['P']),
-    h('span', { class: 'brand-name', text: 'Palimpsest' })
+    h('span', { class: 'brand-name', text: 'Palimpsest' }),
+    h('span', { class: 'visually-hidden', text: ': all documents' })
   ])
 
 // The visible text is the lowercase state word (styles.css capitalises it),

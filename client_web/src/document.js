@@ -39,11 +39,14 @@ const titleField = (api, docId) => {
     autocomplete: 'off',
     attrs: { 'data-testid': 'doc-title', 'aria-label': 'Document title' }
   })
+  // The input is the visible heading; this one names the page for screen readers.
+  const heading = h('h1', { class: 'visually-hidden' })
   let current = ''
   const show = (title) => {
     current = title
     if (document.activeElement !== input) input.value = title
     document.title = `${title || 'Untitled document'} · Palimpsest`
+    heading.textContent = title || 'Untitled document'
   }
   const commit = async () => {
     const title = input.value.trim()
@@ -71,7 +74,7 @@ const titleField = (api, docId) => {
     }
   })
   input.addEventListener('blur', commit)
-  return { input, show }
+  return { input, show, heading }
 }
 
 /**
@@ -192,7 +195,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     h('div', { class: 'people' }, [peopleCount, peopleList]),
     historyToggle
   ])
-  replaceChildren(root, header, banner, toolbar, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [body]))
+  replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, toolbar, body]))
 
   // The title and head seq come from the read side.
   const loadInfo = async () => {

@@ -235,7 +235,6 @@ export class HistoryPanel {
       attrs: {
         'data-testid': 'history-view',
         role: 'document',
-        'aria-readonly': 'true',
         'aria-label': 'The document as it was (read-only)'
       }
     })
@@ -413,10 +412,8 @@ export class HistoryPanel {
       type: 'button',
       class: 'history-item',
       dataset: { seq: String(rev.to_seq) },
-      attrs: {
-        'data-testid': 'revision-item',
-        'aria-label': `Revision ${rev.number ?? ''} by ${names.join(', ') || 'unknown'}, ${absoluteTime(rev.ended_at)}, ${rev.inserted ?? 0} characters added, ${rev.deleted ?? 0} removed`
-      },
+      title: `${absoluteTime(rev.ended_at)}: ${rev.inserted ?? 0} characters added, ${rev.deleted ?? 0} removed`,
+      attrs: { 'data-testid': 'revision-item' },
       on: { click: () => this.select(rev.to_seq) }
     }, [
       h('span', { class: 'avatar-stack' }, names.slice(0, 3).map((name) => avatar(name, { size: 'sm' }))),
@@ -439,10 +436,7 @@ export class HistoryPanel {
         type: 'button',
         class: 'history-item history-item-version',
         dataset: { seq: String(version.seq) },
-        attrs: {
-          'data-testid': 'version-item',
-          'aria-label': `Version “${version.name}”, change ${version.seq}${who ? `, named by ${who}` : ''}`
-        },
+        attrs: { 'data-testid': 'version-item' },
         on: { click: () => this.select(version.seq) }
       }, [
         h('span', { class: 'version-mark', attrs: { 'aria-hidden': 'true' } }, ['◆']),

@@ -82,7 +82,9 @@ export const renderHome = (root, { api, docUrl }) => {
     ])
     const people = h('div', {
       class: 'avatar-stack',
-      attrs: { 'aria-label': contributors.length ? `Contributors: ${contributors.join(', ')}` : null }
+      attrs: contributors.length
+        ? { role: 'img', 'aria-label': `Contributors: ${contributors.join(', ')}` }
+        : { 'aria-hidden': 'true' }
     }, [
       ...shown.map((name) => avatar(name, { size: 'sm' })),
       contributors.length > shown.length

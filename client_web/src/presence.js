@@ -44,6 +44,15 @@ const hash = (text) => {
   return value >>> 0
 }
 
+/** WCAG relative luminance of a #rrggbb colour. */
+const luminance = (hex) => {
+  const channel = (i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+  }
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+}
+
 const hslToHex = (hue, saturation, lightness) => {
   const s = saturation / 100
   const l = lightness / 100
@@ -67,9 +76,14 @@ const hslToHex = (hue, saturation, lightness) => {
 export const colorFor = (name) => {
   const value = hash(cleanName(name).toLowerCase() || '?')
   const hue = value % 360
-  // Two lightness steps so neighbouring hues still differ; both pass 4.5:1 with white.
-  const lightness = (value >>> 9) % 2 === 0 ? 38 : 32
-  const color = hslToHex(hue, 62, lightness)
+  // Two lightness steps so neighbouring hues still differ; then darker until
+  // white text on it passes WCAG AA (4.5:1): yellows and greens need it.
+  let lightness = (value >>> 9) % 2 === 0 ? 42 : 34
+  let color = hslToHex(hue, 62, lightness)
+  while (1.05 / (luminance(color) + 0.05) < 4.6 && lightness > 10) {
+    lightness -= 2
+    color = hslToHex(hue, 62, lightness)
+  }
   return { color, colorLight: `${color}33` }
 }
 
