@@ -13,6 +13,7 @@ this same run) and writes the raw figures to bench/results/. Method: docs/benchm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import report  # noqa: E402
+from bench import profile, report  # noqa: E402
 from bench.servers import (  # noqa: E402
     ALLOWED_CPUS,
     CLIENT_CPUS,
@@ -139,6 +140,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each case N times (servers interleaved); report the "
                         "median run")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="sample Python servers with py-spy during each measurement; "
+                        "summaries go next to the raw results")  # fmt: skip
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
 
@@ -217,8 +221,22 @@ def main() -> int:
                         argv = ["--url", server.ws_url, "--doc", doc, *driver_args]
                         if variant == "off":
                             argv.append("--no-deflate")
-                        with watched(server) as stats:
+                        prof_out = log_dir / f"{name}-{scenario}-{variant}-r{rnd}.pyspy.txt"
+                        spy = (
+                            profile.profiled(
+                                server.pid, prof_out, pinner(CLIENT_CPUS) if pin else None
+                            )
+                            if args.profile and name != "y-websocket-server"
+                            else contextlib.nullcontext(None)
+                        )
+                        with watched(server) as stats, spy as prof_path:
                             res = run_driver(script, argv, timeout, pin)
+                        if prof_path is not None and prof_path.exists():
+                            summary = log_dir / (
+                                prof_path.name.removesuffix(".txt") + ".summary.txt"
+                            )
+                            summary.write_text(profile.summarise(prof_path))
+                            row["profile_summary"] = str(summary)
                         row.update(res)
                         row.update(stats)
                         # CPU used by anything but this benchmark (other people's jobs on a
