@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from server.access_api import revoke_endpoint
 from server.realtime.bus import Bus, LocalBus
 from server.realtime.rooms import RoomManager
 from server.realtime.websocket import websocket_endpoint
+from server.sessions import Sessions
 from server.settings import Settings
 from storage.database import is_sqlite, open_database
 from storage.event_store import EventStore
@@ -56,6 +58,9 @@ def create_app(settings: Settings) -> Starlette:
         await bus.start()
         store = EventStore(db)
         rooms = RoomManager(store, bus, settings)
+        sessions = Sessions(settings.limits, bus)
+        app.state.sessions = sessions
+        app.state.revocations = sessions.revocations
         app.state.db = db
         app.state.bus = bus
         app.state.store = store
@@ -70,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
     if settings.role in WRITE_ROLES:
         routes.append(WebSocketRoute("/ws/{doc_id:path}", websocket_endpoint))
+        routes.append(Route("/api/documents/{doc_id}/revoke", revoke_endpoint, methods=["POST"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.node_id = node_id

@@ -39,6 +39,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if settings.secret is None and not _is_loopback(settings.host):
         print("WARNING: serving WITHOUT authentication on a public address", file=sys.stderr)
+    elif settings.secret is None:
+        print("palimpsest: no PALIMPSEST_SECRET: authentication is OFF (open server, "
+              "loopback only)", file=sys.stderr, flush=True)
+    elif len(settings.secret.encode()) < 32:
+        print("WARNING: PALIMPSEST_SECRET is shorter than 32 bytes; tokens are easier to forge",
+              file=sys.stderr, flush=True)
     from server.app import create_app
 
     if is_sqlite(settings.database_url):
@@ -56,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="warning",
         ws_max_size=settings.limits.frame_bytes,
+        ws_max_queue=settings.limits.pending_unauthenticated,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
         ws_per_message_deflate=settings.ws_per_message_deflate,
@@ -73,6 +80,24 @@ def run_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def create_token(args: argparse.Namespace) -> int:
+    """Mint a token from PALIMPSEST_SECRET; print it alone on stdout."""
+    from server.tokens import mint
+
+    settings = Settings.from_env()
+    if settings.secret is None:
+        print("palimpsest token create: PALIMPSEST_SECRET is not set", file=sys.stderr)
+        return 2
+    try:
+        token = mint(settings.secret, args.user, {args.doc: args.role}, args.ttl,
+                     display_name=args.name)
+    except ValueError as exc:
+        print(f"palimpsest token create: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="palimpsest")
@@ -84,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.set_defaults(func=serve)
     p_migrate = sub.add_parser("migrate", help="apply database migrations")
     p_migrate.set_defaults(func=run_migrate)
+    p_token = sub.add_parser("token", help="access tokens").add_subparsers(
+        dest="token_command", required=True)
+    p_create = p_token.add_parser("create", help="mint a token (printed alone on stdout)")
+    p_create.add_argument("--user", required=True, help="user id, recorded as the actor")
+    p_create.add_argument("--name", help="display name (default: the user id)")
+    p_create.add_argument("--doc", required=True, help="document id or fnmatch pattern (*)")
+    p_create.add_argument("--role", required=True, choices=["read", "write", "admin"])
+    p_create.add_argument("--ttl", type=float, required=True, help="seconds until it expires")
+    p_create.set_defaults(func=create_token)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

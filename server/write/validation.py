@@ -6,6 +6,7 @@ from pycrdt import get_state
 
 from server.errors import InvalidUpdate, TooLarge
 from server.settings import Limits
+from server.write.update_guard import scan
 
 EMPTY_UPDATE = b"\x00\x00"
 
@@ -16,6 +17,8 @@ def validate_update(update: bytes, limits: Limits) -> None:
         raise TooLarge(f"update of {len(update)} bytes is over the {limits.update_bytes} limit")
     if len(update) < 2:
         raise InvalidUpdate("update is too short to be a Yjs update")
+    # The pre-scan first: some malformed updates crash the native decoder outright.
+    scan(update)
     try:
         # Decoding the whole update (structs and delete set) is the check; a pycrdt panic
         # surfaces as a BaseException, so catch that too, but never swallow cancellation.

@@ -1,0 +1,61 @@
+"""Would an update change a document? Decided without applying it (invariant 7).
+
+A read-only connection's stock client answers the server's sync step 1 with a step 2: the
+structs the server lacks (none, if it is only reading) and its whole delete set (always sent
+by Yjs, and equal to the server's when it is only reading). That must be accepted silently;
+anything that would add a struct or delete something not yet deleted is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Doc, get_update
+
+from server.write.update_guard import DeleteSet, delete_set
+
+EMPTY_STRUCTS = 0
+
+
+def would_change(doc: Doc[Any], update: bytes) -> bool:
+    """True if applying `update` (scan()-checked) to `doc` could change it. `doc` is only read."""
+    try:
+        missing = get_update(update, doc.get_state())
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:
+        return True  # undecodable here: treat it as a write, which is refused
+    if missing[:1] != bytes((EMPTY_STRUCTS,)):
+        return True
+    wanted = delete_set(update)
+    if not wanted:
+        return False
+    # Only now pay for encoding the document: its delete set is at the end of its state.
+    return not _covers(delete_set(doc.get_update()), wanted)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping (start, end) intervals."""
+    out: list[tuple[int, int]] = []
+    for clock, length in sorted(ranges):
+        end = clock + length
+        if out and clock <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((clock, end))
+    return out
+
+
+def _covers(have: DeleteSet, wanted: DeleteSet) -> bool:
+    for client, ranges in wanted.items():
+        held = _merged(have.get(client, []))
+        i = 0
+        for start, end in _merged(ranges):
+            if start == end:
+                continue
+            while i < len(held) and held[i][1] <= start:
+                i += 1
+            if i == len(held) or held[i][0] > start or held[i][1] < end:
+                return False
+    return True
