@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,18 +18,30 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from server.access_api import revoke_endpoint
+from server.errors import PalimpsestError
+from server.metrics import CountingEventStore, Metrics, metrics_endpoint
+from server.read import openapi
+from server.read.api import command_routes, error_response, not_found, query_routes
+from server.read.freshness import Freshness
+from server.read.projector import Projector
+from server.read.queries import Queries
 from server.realtime.bus import Bus, LocalBus
 from server.realtime.rooms import RoomManager
 from server.realtime.websocket import websocket_endpoint
 from server.sessions import Sessions
 from server.settings import Settings
+from server.web import client_routes
+from server.write.service import CommandService
 from storage.database import is_sqlite, open_database
-from storage.event_store import EventStore
+from storage.errors import StorageError
 from storage.migrate import migrate, require_latest
+from storage.read_model import ReadModel
 
 log = logging.getLogger(__name__)
 
-WRITE_ROLES = {"all", "write"}
+WRITE_ROLES = {"all", "write"}  # the WebSocket endpoint and the API's commands
+READ_ROLES = {"all", "read"}  # the API's queries and the browser client
+PROJECTOR_ROLES = {"all", "projector"}  # the projector task
 
 
 def make_bus(settings: Settings, node_id: str) -> Bus:
@@ -41,7 +54,12 @@ def make_bus(settings: Settings, node_id: str) -> Bus:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "node": request.app.state.node_id})
+    return JSONResponse({"status": "ok", "node": request.app.state.node_id,
+                         "role": request.app.state.settings.role})
+
+
+async def openapi_schema(_request: Request) -> Response:
+    return JSONResponse(openapi.schema())
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -56,28 +74,59 @@ def create_app(settings: Settings) -> Starlette:
         db = open_database(settings.database_url)
         bus = make_bus(settings, node_id)
         await bus.start()
-        store = EventStore(db)
+        metrics: Metrics = app.state.metrics
+        store = CountingEventStore(db, metrics)
         rooms = RoomManager(store, bus, settings)
         sessions = Sessions(settings.limits, bus)
         app.state.sessions = sessions
         app.state.revocations = sessions.revocations
+        metrics.watch(lambda: rooms.open_rooms,
+                      lambda: sum(len(o.room.connections) for o in rooms._rooms.values()))
+        read_model = ReadModel(db)
+        freshness = Freshness(read_model)
         app.state.db = db
         app.state.bus = bus
         app.state.store = store
         app.state.rooms = rooms
+        app.state.read_model = read_model
+        app.state.queries = Queries(store, read_model, freshness)
+        app.state.commands = CommandService(store, rooms, bus)
+        projector: Projector | None = None
+        if settings.role in PROJECTOR_ROLES:
+            projector = Projector(store, read_model, snapshot_every=settings.snapshot_every)
+            projector.on_progress(freshness.notify)
+            await projector.start(bus)
+        app.state.projector = projector
         try:
             yield
         finally:
+            if projector is not None:
+                await projector.stop()
             await rooms.close()
             await bus.stop()
             await db.dispose()
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+        Route("/api/openapi.json", openapi_schema),
+    ]
     if settings.role in WRITE_ROLES:
         routes.append(WebSocketRoute("/ws/{doc_id:path}", websocket_endpoint))
         routes.append(Route("/api/documents/{doc_id}/revoke", revoke_endpoint, methods=["POST"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
+        routes += command_routes()
+    if settings.role in READ_ROLES:
+        routes += query_routes()
+        routes += client_routes(client_dist(settings))
+    handlers: dict[Any, Any] = {
+        PalimpsestError: error_response,
+        StorageError: error_response,
+        404: not_found,
+        405: not_found,
+    }
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
+    app.state.metrics = Metrics()
     app.state.node_id = node_id
     return app
 

@@ -12,7 +12,8 @@
     ├── Forbidden                        403 / 4403
     ├── NotFound                         404 / 4404
     ├── Conflict                         409 / 4409
-    └── Unavailable                      503 / 1013  storage unreachable: reconnect and resend
+    ├── Unavailable                      503 / 1013  storage unreachable: reconnect and resend
+    └── ReadSideBehind                   504 / 1013  the read side did not reach ?min_seq in time
 
 The edges (the WebSocket endpoint, the HTTP API) translate these once; nothing else
 builds close frames or error bodies.
@@ -102,3 +103,9 @@ class Unavailable(PalimpsestError):
     status = 503
     close_code = 1013
     code = "unavailable"
+
+
+class ReadSideBehind(PalimpsestError):
+    status = 504
+    close_code = 1013
+    code = "read_side_behind"

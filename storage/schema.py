@@ -9,6 +9,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -53,3 +54,76 @@ snapshots = Table(
     Column("text", Text, nullable=False),
     Column("time", Float, nullable=False),
 )
+
+# The read side: projections of the log, each a pure function of it (invariant 5).
+# `palimpsest rebuild` drops and recreates these and replays the log.
+
+# Where the projector has got to in each document's log. Saved in the same transaction as the
+# rows a batch writes, so a crash never leaves rows without their position (or the reverse).
+# `owner`/`lease_until` give one projector process at a time a document (see projector.py).
+projector_checkpoints = Table(
+    "projector_checkpoints",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    Column("owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=False, server_default="0"),
+)
+
+# What each event did to the text: [[pos, deleted, inserted], ...] in UTF-8 byte offsets
+# (pycrdt's unit), applied in order. Text at any seq = nearest snapshot's text + these.
+text_changes = Table(
+    "text_changes",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("actor", Text, nullable=False),
+    Column("ops", JSON, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("deleted", Integer, nullable=False),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("authors", JSON, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("deleted", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+)
+Index("ix_revisions_doc_to_seq", revisions.c.doc_id, revisions.c.to_seq)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    # The seq of the event that named it; `seq` is the seq it names.
+    Column("event_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+document_views = Table(
+    "document_views",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("contributors", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_document_views_updated", document_views.c.updated_at, document_views.c.doc_id)
+
+READ_MODEL_TABLES = (projector_checkpoints, text_changes, revisions, versions, document_views)

@@ -1,0 +1,75 @@
+"""Prometheus metrics at GET /metrics, one registry per app (nothing global).
+
+Counters are bumped where things happen; gauges are read when scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from storage.database import Database
+from storage.event_store import EventStore
+from storage.records import EventRecord, NewEvent
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_appended = Counter(
+            "palimpsest_events_appended", "Events appended to document logs by this node",
+            ["kind"], registry=self.registry,
+        )
+        self.projector_lag = Gauge(
+            "palimpsest_projector_lag_events",
+            "Events appended but not yet projected, over every document",
+            registry=self.registry,
+        )
+        self.open_rooms = Gauge(
+            "palimpsest_open_rooms", "Documents loaded on this node", registry=self.registry
+        )
+        self.connections = Gauge(
+            "palimpsest_connections", "WebSocket connections on this node",
+            registry=self.registry,
+        )
+
+    def watch(self, open_rooms: Callable[[], float], connections: Callable[[], float]) -> None:
+        self.open_rooms.set_function(open_rooms)
+        self.connections.set_function(connections)
+
+    def render(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data
+
+
+class CountingEventStore(EventStore):
+    """The event store, counting what it appends (every append goes through append_in)."""
+
+    def __init__(self, db: Database, metrics: Metrics) -> None:
+        super().__init__(db)
+        self.metrics = metrics
+
+    async def append_in(
+        self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
+    ) -> list[EventRecord]:
+        records = await super().append_in(conn, doc_id, new)
+        for record in records:
+            self.metrics.events_appended.labels(record.kind).inc()
+        return records
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    state = request.app.state
+    metrics: Metrics = state.metrics
+    metrics.projector_lag.set(await state.read_model.total_lag())
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,190 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json.
+
+Hand-written so it says exactly what DESIGN.md promises; tests/read/test_api.py checks every
+route the app serves is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Json = dict[str, Any]
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: Json, required: list[str] | None = None) -> Json:
+    return {"type": "object", "properties": props,
+            "required": required if required is not None else list(props)}
+
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_STR = {"type": ["string", "null"]}
+
+
+def _param(name: str, where: str, schema: Json, description: str,
+           required: bool = False) -> Json:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "schema": schema, "description": description}
+
+
+DOC_ID = _param("doc_id", "path", STR, "the document's id")
+MIN_SEQ = _param("min_seq", "query", INT,
+                 "wait (at most a few seconds) until the read side has reached this seq")
+LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500},
+               "page size (default 50)")
+CURSOR = _param("cursor", "query", STR, "the `next` of the previous page")
+
+ERRORS = {
+    "400": {"description": "bad parameters", "content": {"application/json": {
+        "schema": _ref("Error")}}},
+    "404": {"description": "unknown document or seq", "content": {"application/json": {
+        "schema": _ref("Error")}}},
+}
+
+
+def _answer(schema: Json, description: str = "OK", status: str = "200") -> Json:
+    return {status: {"description": description,
+                     "content": {"application/json": {"schema": schema}}}, **ERRORS}
+
+
+def _body(schema: Json) -> Json:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+SCHEMAS: Json = {
+    "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
+    "DocumentListItem": _obj({"id": STR, "title": STR, "seq": INT, "updated_at": TIME,
+                              "size": INT, "contributors": {"type": "array", "items": STR}}),
+    "Document": _obj({"id": STR, "title": STR, "seq": INT, "text": STR, "updated_at": TIME}),
+    "Revision": _obj({"number": INT, "from_seq": INT, "to_seq": INT,
+                      "authors": {"type": "array", "items": STR}, "started_at": TIME,
+                      "ended_at": TIME, "inserted": INT, "deleted": INT}),
+    "Version": _obj({"seq": INT, "name": STR, "actor": STR, "created_at": TIME}),
+    "Change": _obj({"op": {"enum": ["keep", "insert", "delete"]}, "text": STR,
+                    "author": NULLABLE_STR}),
+    "Event": _obj({"seq": INT, "kind": STR, "actor": STR, "time": TIME, "size": INT}),
+}
+
+
+def schema() -> Json:
+    doc = "/api/documents/{doc_id}"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Palimpsest",
+            "version": "0.1.0",
+            "description": (
+                "Collaborative documents with an event-sourced history. Every answer "
+                "carries the seq it reflects (in the body, and in the X-Palimpsest-Seq "
+                "header). Errors are {\"error\": {\"code\", \"message\"}}. The live "
+                "document is edited over the y-websocket protocol at /ws/{doc_id}."
+            ),
+        },
+        "paths": {
+            "/api/documents": {
+                "get": {
+                    "summary": "List documents, newest edit first",
+                    "parameters": [LIMIT, CURSOR],
+                    "responses": _answer(_obj({
+                        "items": {"type": "array", "items": _ref("DocumentListItem")},
+                        "next": NULLABLE_STR})),
+                },
+                "post": {
+                    "summary": "Create a document (a command)",
+                    "requestBody": _body(_obj({"title": STR, "id": STR}, ["title"])),
+                    "responses": {**_answer(_ref("Document"), "created", "201"),
+                                  "409": {"description": "that id exists"}},
+                },
+            },
+            doc: {
+                "get": {
+                    "summary": "One document, now or at a seq or a time",
+                    "parameters": [
+                        DOC_ID,
+                        _param("at", "query", INT, "the seq to read the document at"),
+                        _param("at_time", "query", TIME,
+                               "ISO 8601; the document as of the last event at or before it"),
+                        MIN_SEQ,
+                    ],
+                    "responses": {**_answer(_ref("Document")),
+                                  "504": {"description": "min_seq not reached in time"}},
+                },
+                "patch": {
+                    "summary": "Rename (a command)",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body(_obj({"title": STR})),
+                    "responses": _answer(_obj({"id": STR, "title": STR, "seq": INT,
+                                               "updated_at": TIME})),
+                },
+            },
+            doc + "/revisions": {
+                "get": {
+                    "summary": "Revisions, newest first",
+                    "parameters": [DOC_ID, LIMIT, CURSOR, MIN_SEQ],
+                    "responses": _answer(_obj({
+                        "items": {"type": "array", "items": _ref("Revision")},
+                        "next": NULLABLE_STR, "seq": INT})),
+                },
+            },
+            doc + "/versions": {
+                "get": {
+                    "summary": "Named versions, oldest first",
+                    "parameters": [DOC_ID, MIN_SEQ],
+                    "responses": _answer(_obj({
+                        "items": {"type": "array", "items": _ref("Version")}, "seq": INT})),
+                },
+                "post": {
+                    "summary": "Name a version at a seq (a command)",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body(_obj({"seq": INT, "name": STR})),
+                    "responses": _answer(_ref("Version"), "created", "201"),
+                },
+            },
+            doc + "/diff": {
+                "get": {
+                    "summary": "What changed between two seqs, and who changed it",
+                    "parameters": [
+                        DOC_ID,
+                        _param("from", "query", INT, "the earlier seq", required=True),
+                        _param("to", "query", INT, "the later seq", required=True),
+                    ],
+                    "responses": _answer(_obj({
+                        "from": INT, "to": INT,
+                        "changes": {"type": "array", "items": _ref("Change")}})),
+                },
+            },
+            doc + "/events": {
+                "get": {
+                    "summary": "The raw log (audit): no payloads, their sizes",
+                    "parameters": [DOC_ID,
+                                   _param("after", "query", INT, "only events after this seq"),
+                                   LIMIT],
+                    "responses": _answer(_obj({
+                        "items": {"type": "array", "items": _ref("Event")},
+                        "next": {"type": ["integer", "null"]}, "seq": INT})),
+                },
+            },
+            doc + "/restore": {
+                "post": {
+                    "summary": "Restore the text of a seq or a revision (a command; appends "
+                               "one event, history is kept)",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body({"oneOf": [_obj({"seq": INT}),
+                                                    _obj({"revision": INT})]}),
+                    "responses": _answer(_obj({"seq": INT, "restored_from": INT})),
+                },
+            },
+            "/api/openapi.json": {"get": {"summary": "This schema",
+                                          "responses": {"200": {"description": "OK"}}}},
+            "/healthz": {"get": {"summary": "Liveness",
+                                 "responses": {"200": {"description": "OK"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "OK"}}}},
+        },
+        "components": {"schemas": SCHEMAS},
+    }

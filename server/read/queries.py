@@ -1,0 +1,239 @@
+"""The query side: plain reads of the read models, shaped as the HTTP API answers them.
+
+Every answer carries the seq it reflects. A read of a past seq waits (bounded) until the
+projector has reached it; a seq past the document's head does not exist (NotFound).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from server.errors import BadRequest, NotFound
+from server.read.diff import attributed_diff
+from server.read.freshness import Freshness
+from server.read.textops import apply_ops, revert_ops
+from storage.event_store import EventStore
+from storage.read_model import ReadModel, RevisionRow, ViewRow
+
+Json = dict[str, Any]
+
+
+def iso(t: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, the API's time format."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def parse_time(value: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(f"at_time {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_list_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, doc_id = json.loads(raw)
+        return float(updated_at), str(doc_id)
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is not one this server gave") from None
+
+
+def _revision_json(r: RevisionRow) -> Json:
+    return {
+        "number": r.number,
+        "from_seq": r.from_seq,
+        "to_seq": r.to_seq,
+        "authors": r.authors,
+        "started_at": iso(r.started_at),
+        "ended_at": iso(r.ended_at),
+        "inserted": r.inserted,
+        "deleted": r.deleted,
+    }
+
+
+def _list_item(v: ViewRow) -> Json:
+    return {
+        "id": v.doc_id,
+        "title": v.title,
+        "seq": v.seq,
+        "updated_at": iso(v.updated_at),
+        "size": v.size,
+        "contributors": v.contributors,
+    }
+
+
+class Queries:
+    def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness) -> None:
+        self.store = store
+        self.read_model = read_model
+        self.freshness = freshness
+
+    async def _head(self, doc_id: str) -> int:
+        doc = await self.store.document(doc_id)
+        if doc is None:
+            raise NotFound(f"document {doc_id!r} does not exist")
+        return doc.head_seq
+
+    async def _fresh(self, doc_id: str, min_seq: int | None) -> int:
+        """The document's projected seq, after waiting for min_seq; NotFound if unknown."""
+        head = await self._head(doc_id)
+        if min_seq is not None:
+            if min_seq > head:
+                raise NotFound(f"document {doc_id!r} has no seq {min_seq} (head is {head})")
+            return await self.freshness.wait(doc_id, min_seq)
+        return await self.read_model.checkpoint(doc_id)
+
+    async def _seq_in_log(self, doc_id: str, seq: int, name: str = "seq") -> None:
+        if seq < 0:
+            raise BadRequest(f"{name} must be 0 or more")
+        head = await self._head(doc_id)
+        if seq > head:
+            raise NotFound(f"document {doc_id!r} has no seq {seq} (head is {head})")
+        await self.freshness.wait(doc_id, seq)
+
+    # Documents
+
+    async def list_documents(self, limit: int, cursor: str | None) -> Json:
+        after = _decode_list_cursor(cursor) if cursor else None
+        views = await self.read_model.views_page(limit + 1, after)
+        more = len(views) > limit
+        views = views[:limit]
+        next_cursor = (
+            _encode_cursor([views[-1].updated_at, views[-1].doc_id]) if more and views else None
+        )
+        return {"items": [_list_item(v) for v in views], "next": next_cursor}
+
+    async def document(self, doc_id: str, min_seq: int | None = None) -> Json:
+        seq = await self._fresh(doc_id, min_seq)
+        view = await self.read_model.view(doc_id)
+        if view is None:
+            doc = await self.store.document(doc_id)
+            assert doc is not None
+            return {"id": doc_id, "title": doc.title, "seq": 0, "text": "",
+                    "updated_at": iso(doc.created_at)}
+        del seq  # the view is at least as new as the checkpoint read before it
+        return {"id": doc_id, "title": view.title, "seq": view.seq, "text": view.text,
+                "updated_at": iso(view.updated_at)}
+
+    async def document_at(self, doc_id: str, seq: int) -> Json:
+        await self._seq_in_log(doc_id, seq)
+        text = await self.text_at(doc_id, seq)
+        view = await self.read_model.view(doc_id)
+        title = view.title if view is not None else ""
+        when = await self.read_model.event_time(doc_id, seq) if seq else None
+        if when is None:
+            doc = await self.store.document(doc_id)
+            assert doc is not None
+            when = doc.created_at
+        return {"id": doc_id, "title": title, "seq": seq, "text": text, "updated_at": iso(when)}
+
+    async def document_at_time(self, doc_id: str, at_time: str) -> Json:
+        when = parse_time(at_time)
+        await self._head(doc_id)
+        seq = await self.read_model.seq_at_time(doc_id, when)
+        return await self.document_at(doc_id, seq)
+
+    async def text_at(self, doc_id: str, seq: int) -> str:
+        """The text after events 1..seq: the nearest snapshot (either side) and the changes
+        between it and seq. The projector must have reached seq."""
+        if seq <= 0:
+            return ""
+        below = await self.read_model.snapshot_text_below(doc_id, seq) or (0, "")
+        if below[0] == seq:
+            return below[1]
+        # Changes exist up to the view's seq (saved in one transaction with it), so the
+        # view and any snapshot not past it can be walked back from.
+        view = await self.read_model.view(doc_id)
+        above: tuple[int, str] | None = None
+        if view is not None and view.seq > seq:
+            above = (view.seq, view.text)
+            snapshot = await self.read_model.snapshot_text_above(doc_id, seq, view.seq)
+            if snapshot is not None:
+                above = snapshot
+        if above is not None and above[0] - seq < seq - below[0]:
+            content = bytearray(above[1].encode())
+            for change in reversed(await self.read_model.changes(doc_id, seq, above[0])):
+                revert_ops(content, change.ops)
+        else:
+            content = bytearray(below[1].encode())
+            for change in await self.read_model.changes(doc_id, below[0], seq):
+                apply_ops(content, change.ops)
+        return content.decode(errors="replace")
+
+    # History
+
+    async def revisions(
+        self, doc_id: str, limit: int, cursor: str | None, min_seq: int | None = None
+    ) -> Json:
+        before: int | None = None
+        if cursor:
+            try:
+                before = int(cursor)
+            except ValueError:
+                raise BadRequest("cursor is not one this server gave") from None
+        seq = await self._fresh(doc_id, min_seq)
+        rows = await self.read_model.revisions_page(doc_id, limit + 1, before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [_revision_json(r) for r in rows],
+            "next": str(rows[-1].number) if more and rows else None,
+            "seq": seq,
+        }
+
+    async def revision_end(self, doc_id: str, number: int) -> int:
+        """The last seq of revision `number` (what restoring that revision restores)."""
+        await self._head(doc_id)
+        row = await self.read_model.revision(doc_id, number)
+        if row is None:
+            raise NotFound(f"document {doc_id!r} has no revision {number}")
+        return row.to_seq
+
+    async def versions(self, doc_id: str, min_seq: int | None = None) -> Json:
+        seq = await self._fresh(doc_id, min_seq)
+        rows = await self.read_model.versions(doc_id)
+        return {
+            "items": [{"seq": v.seq, "name": v.name, "actor": v.actor,
+                       "created_at": iso(v.created_at)} for v in rows],
+            "seq": seq,
+        }
+
+    async def diff(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
+        if from_seq > to_seq:
+            raise BadRequest("from must not be after to")
+        await self._seq_in_log(doc_id, from_seq, "from")
+        await self._seq_in_log(doc_id, to_seq, "to")
+        base = await self.text_at(doc_id, from_seq)
+        changes = await self.read_model.changes(doc_id, from_seq, to_seq)
+        runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))
+        return {
+            "from": from_seq,
+            "to": to_seq,
+            "changes": [{"op": r.op, "text": r.text, "author": r.author} for r in runs],
+        }
+
+    async def events(self, doc_id: str, after: int, limit: int) -> Json:
+        if after < 0:
+            raise BadRequest("after must be 0 or more")
+        head = await self._head(doc_id)
+        rows = await self.read_model.events_page(doc_id, after, limit)
+        more = bool(rows) and rows[-1].seq < head
+        return {
+            "items": [{"seq": e.seq, "kind": e.kind, "actor": e.actor, "time": iso(e.time),
+                       "size": e.size} for e in rows],
+            "next": rows[-1].seq if more else None,
+            "seq": head,
+        }

@@ -1,0 +1,430 @@
+"""The read-model tables: what the projector writes and the query API reads.
+
+Every row here is a pure function of the log (invariant 5); `reset` drops them all for
+`palimpsest rebuild`. A projector writes a document's rows only while it holds that
+document's lease, and saves its checkpoint in the same transaction as the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.database import Database
+from storage.errors import StorageUnavailable
+from storage.records import SnapshotRecord
+from storage.schema import (
+    READ_MODEL_TABLES,
+    document_views,
+    documents,
+    events,
+    metadata,
+    projector_checkpoints,
+    revisions,
+    snapshots,
+    text_changes,
+    versions,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRow:
+    doc_id: str
+    number: int
+    from_seq: int
+    to_seq: int
+    authors: list[str]
+    started_at: float
+    ended_at: float
+    inserted: int
+    deleted: int
+    events: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    doc_id: str
+    event_seq: int
+    seq: int
+    name: str
+    actor: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRow:
+    doc_id: str
+    title: str
+    seq: int
+    text: str
+    size: int
+    contributors: list[str]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    seq: int
+    actor: str
+    ops: list[Any]
+    inserted: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    seq: int
+    kind: str
+    actor: str
+    time: float
+    size: int
+    meta: dict[str, Any]
+
+
+@dataclass
+class ProjectionBatch:
+    """Everything one projector batch writes for one document, in one transaction."""
+
+    doc_id: str
+    from_seq: int  # the checkpoint the batch started from
+    to_seq: int  # the checkpoint it leaves
+    changes: list[ChangeRow] = field(default_factory=list)
+    revisions: list[RevisionRow] = field(default_factory=list)  # replaces rows >= the first
+    versions: list[VersionRow] = field(default_factory=list)
+    view: ViewRow | None = None
+    snapshots: list[SnapshotRecord] = field(default_factory=list)
+
+
+class LeaseLost(Exception):
+    """Another projector took the document (or moved its checkpoint) meanwhile."""
+
+
+def _guard(exc: Exception) -> StorageUnavailable:
+    return StorageUnavailable(str(exc))
+
+
+class ReadModel:
+    """SQL of the read side. Owns no engine: the Database is handed in."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(table)
+
+    # The projector's side
+
+    async def documents_behind(self) -> list[tuple[str, int, int]]:
+        """(doc_id, head_seq, checkpoint) of every document whose log is ahead of its views."""
+        checkpoint = func.coalesce(projector_checkpoints.c.seq, 0)
+        query = (
+            select(documents.c.id, documents.c.head_seq, checkpoint.label("checkpoint"))
+            .select_from(
+                documents.outerjoin(
+                    projector_checkpoints, projector_checkpoints.c.doc_id == documents.c.id
+                )
+            )
+            .where(documents.c.head_seq > checkpoint)
+            .order_by(documents.c.id)
+        )
+        try:
+            async with self.db.read() as conn:
+                rows = (await conn.execute(query)).all()
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+        return [(r.id, int(r.head_seq), int(r.checkpoint)) for r in rows]
+
+    async def claim(self, doc_id: str, owner: str, now: float, lease: float) -> int | None:
+        """Take or renew the document's lease; its checkpoint, or None if another holds it."""
+        create = self._insert(projector_checkpoints).values(
+            doc_id=doc_id, seq=0, owner=None, lease_until=0.0
+        ).on_conflict_do_nothing(index_elements=["doc_id"])
+        take = (
+            update(projector_checkpoints)
+            .where(
+                projector_checkpoints.c.doc_id == doc_id,
+                or_(
+                    projector_checkpoints.c.owner.is_(None),
+                    projector_checkpoints.c.owner == owner,
+                    projector_checkpoints.c.lease_until < now,
+                ),
+            )
+            .values(owner=owner, lease_until=now + lease)
+            .returning(projector_checkpoints.c.seq)
+        )
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(create)
+                seq = (await conn.execute(take)).scalar_one_or_none()
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+        return None if seq is None else int(seq)
+
+    async def release(self, owner: str) -> None:
+        """Give up every lease `owner` holds (on a clean stop)."""
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(projector_checkpoints)
+                    .where(projector_checkpoints.c.owner == owner)
+                    .values(owner=None, lease_until=0.0)
+                )
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+
+    async def save(self, batch: ProjectionBatch, owner: str, now: float, lease: float) -> None:
+        """Write a batch's rows and move the checkpoint, atomically; LeaseLost if not ours."""
+        try:
+            async with self.db.write() as conn:
+                await self._save_in(conn, batch, owner, now, lease)
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+
+    async def _save_in(
+        self, conn: AsyncConnection, batch: ProjectionBatch, owner: str, now: float, lease: float
+    ) -> None:
+        # The checkpoint moves first: on Postgres that row lock makes a second projector's
+        # claim or save wait for this commit, and the seq/owner guard makes a stale one fail.
+        moved = await conn.execute(
+            update(projector_checkpoints)
+            .where(
+                projector_checkpoints.c.doc_id == batch.doc_id,
+                projector_checkpoints.c.seq == batch.from_seq,
+                projector_checkpoints.c.owner == owner,
+            )
+            .values(seq=batch.to_seq, lease_until=now + lease)
+        )
+        if moved.rowcount != 1:
+            raise LeaseLost(batch.doc_id)
+        doc_id = batch.doc_id
+        if batch.changes:
+            await conn.execute(
+                text_changes.insert(),
+                [{"doc_id": doc_id, "seq": c.seq, "actor": c.actor, "ops": c.ops,
+                  "inserted": c.inserted, "deleted": c.deleted} for c in batch.changes],
+            )
+        if batch.revisions:
+            first = min(r.number for r in batch.revisions)
+            await conn.execute(
+                delete(revisions).where(revisions.c.doc_id == doc_id, revisions.c.number >= first)
+            )
+            await conn.execute(
+                revisions.insert(),
+                [{"doc_id": doc_id, "number": r.number, "from_seq": r.from_seq,
+                  "to_seq": r.to_seq, "authors": r.authors, "started_at": r.started_at,
+                  "ended_at": r.ended_at, "inserted": r.inserted, "deleted": r.deleted,
+                  "events": r.events, "kind": r.kind} for r in batch.revisions],
+            )
+        if batch.versions:
+            await conn.execute(
+                versions.insert(),
+                [{"doc_id": doc_id, "event_seq": v.event_seq, "seq": v.seq, "name": v.name,
+                  "actor": v.actor, "created_at": v.created_at} for v in batch.versions],
+            )
+        if batch.view is not None:
+            v = batch.view
+            await conn.execute(delete(document_views).where(document_views.c.doc_id == doc_id))
+            await conn.execute(
+                document_views.insert().values(
+                    doc_id=doc_id, title=v.title, seq=v.seq, text=v.text, size=v.size,
+                    contributors=v.contributors, created_at=v.created_at,
+                    updated_at=v.updated_at,
+                )
+            )
+        for snap in batch.snapshots:
+            await conn.execute(
+                self._insert(snapshots)
+                .values(doc_id=snap.doc_id, seq=snap.seq, state=snap.state, text=snap.text,
+                        time=snap.time)
+                .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
+            )
+
+    async def reset(self) -> None:
+        """Drop and recreate every read-model table, and forget every snapshot."""
+        try:
+            async with self.db.write() as conn:
+                await conn.run_sync(
+                    lambda sync: metadata.drop_all(sync, tables=list(READ_MODEL_TABLES))
+                )
+                await conn.run_sync(
+                    lambda sync: metadata.create_all(sync, tables=list(READ_MODEL_TABLES))
+                )
+                await conn.execute(delete(snapshots))
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+
+    # The query side
+
+    async def _all(self, query: Any) -> Sequence[Any]:
+        try:
+            async with self.db.read() as conn:
+                return (await conn.execute(query)).all()
+        except (OperationalError, DBAPIError) as exc:
+            raise _guard(exc) from exc
+
+    async def checkpoint(self, doc_id: str) -> int:
+        rows = await self._all(
+            select(projector_checkpoints.c.seq).where(projector_checkpoints.c.doc_id == doc_id)
+        )
+        return int(rows[0].seq) if rows else 0
+
+    async def total_lag(self) -> int:
+        """Events appended but not yet projected, over every document."""
+        checkpoint = func.coalesce(projector_checkpoints.c.seq, 0)
+        rows = await self._all(
+            select(func.coalesce(func.sum(documents.c.head_seq - checkpoint), 0)).select_from(
+                documents.outerjoin(
+                    projector_checkpoints, projector_checkpoints.c.doc_id == documents.c.id
+                )
+            )
+        )
+        return int(rows[0][0])
+
+    async def view(self, doc_id: str) -> ViewRow | None:
+        rows = await self._all(select(document_views).where(document_views.c.doc_id == doc_id))
+        return _view(rows[0]) if rows else None
+
+    async def views_page(
+        self, limit: int, after: tuple[float, str] | None
+    ) -> list[ViewRow]:
+        """Views newest edit first (ties by id, descending), after the (updated_at, id) key."""
+        query = select(document_views)
+        if after is not None:
+            updated_at, doc_id = after
+            query = query.where(
+                or_(
+                    document_views.c.updated_at < updated_at,
+                    and_(document_views.c.updated_at == updated_at,
+                         document_views.c.doc_id < doc_id),
+                )
+            )
+        query = query.order_by(
+            document_views.c.updated_at.desc(), document_views.c.doc_id.desc()
+        ).limit(limit)
+        return [_view(r) for r in await self._all(query)]
+
+    async def revisions_page(
+        self, doc_id: str, limit: int, before: int | None
+    ) -> list[RevisionRow]:
+        query = select(revisions).where(revisions.c.doc_id == doc_id)
+        if before is not None:
+            query = query.where(revisions.c.number < before)
+        query = query.order_by(revisions.c.number.desc()).limit(limit)
+        return [_revision(r) for r in await self._all(query)]
+
+    async def revision(self, doc_id: str, number: int) -> RevisionRow | None:
+        rows = await self._all(
+            select(revisions).where(revisions.c.doc_id == doc_id, revisions.c.number == number)
+        )
+        return _revision(rows[0]) if rows else None
+
+    async def last_revision(self, doc_id: str) -> RevisionRow | None:
+        rows = await self._all(
+            select(revisions)
+            .where(revisions.c.doc_id == doc_id)
+            .order_by(revisions.c.number.desc())
+            .limit(1)
+        )
+        return _revision(rows[0]) if rows else None
+
+    async def versions(self, doc_id: str) -> list[VersionRow]:
+        rows = await self._all(
+            select(versions).where(versions.c.doc_id == doc_id).order_by(versions.c.event_seq)
+        )
+        return [
+            VersionRow(r.doc_id, r.event_seq, r.seq, r.name, r.actor, r.created_at) for r in rows
+        ]
+
+    async def changes(self, doc_id: str, after: int, until: int) -> list[ChangeRow]:
+        """Text changes of events after < seq <= until, in seq order."""
+        rows = await self._all(
+            select(text_changes.c.seq, text_changes.c.actor, text_changes.c.ops,
+                   text_changes.c.inserted, text_changes.c.deleted)
+            .where(text_changes.c.doc_id == doc_id, text_changes.c.seq > after,
+                   text_changes.c.seq <= until)
+            .order_by(text_changes.c.seq)
+        )
+        return [ChangeRow(r.seq, r.actor, r.ops, r.inserted, r.deleted) for r in rows]
+
+    async def snapshot_text_below(self, doc_id: str, seq: int) -> tuple[int, str] | None:
+        """(seq, text) of the latest snapshot at or before seq."""
+        rows = await self._all(
+            select(snapshots.c.seq, snapshots.c.text)
+            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq <= seq)
+            .order_by(snapshots.c.seq.desc())
+            .limit(1)
+        )
+        return (int(rows[0].seq), rows[0].text) if rows else None
+
+    async def snapshot_text_above(
+        self, doc_id: str, seq: int, until: int
+    ) -> tuple[int, str] | None:
+        """(seq, text) of the earliest snapshot with seq < its seq <= until."""
+        rows = await self._all(
+            select(snapshots.c.seq, snapshots.c.text)
+            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq > seq,
+                   snapshots.c.seq <= until)
+            .order_by(snapshots.c.seq)
+            .limit(1)
+        )
+        return (int(rows[0].seq), rows[0].text) if rows else None
+
+    async def events_page(self, doc_id: str, after: int, limit: int) -> list[EventInfo]:
+        """The audit view of the log: no payloads, only their sizes."""
+        rows = await self._all(
+            select(events.c.seq, events.c.kind, events.c.actor, events.c.time,
+                   func.length(events.c.payload).label("size"), events.c.meta)
+            .where(events.c.doc_id == doc_id, events.c.seq > after)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [EventInfo(r.seq, r.kind, r.actor, r.time, int(r.size), r.meta or {})
+                for r in rows]
+
+    async def event_time(self, doc_id: str, seq: int) -> float | None:
+        rows = await self._all(
+            select(events.c.time).where(events.c.doc_id == doc_id, events.c.seq == seq)
+        )
+        return float(rows[0].time) if rows else None
+
+    async def seq_at_time(self, doc_id: str, time: float) -> int:
+        """The last seq committed at or before `time` (0 if none)."""
+        rows = await self._all(
+            select(func.max(events.c.seq)).where(events.c.doc_id == doc_id,
+                                                  events.c.time <= time)
+        )
+        return int(rows[0][0] or 0)
+
+    async def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every read-model row, in key order (to compare a rebuild with the live tables)."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for table in READ_MODEL_TABLES:
+            if table is projector_checkpoints:
+                query: Any = select(table.c.doc_id, table.c.seq)
+            else:
+                query = select(table)
+            query = query.order_by(*table.primary_key.columns)
+            out[table.name] = [tuple(r) for r in await self._all(query)]
+        snaps = select(snapshots.c.doc_id, snapshots.c.seq, snapshots.c.text).order_by(
+            snapshots.c.doc_id, snapshots.c.seq
+        )
+        out["snapshots"] = [tuple(r) for r in await self._all(snaps)]
+        return out
+
+
+def _view(r: Any) -> ViewRow:
+    return ViewRow(r.doc_id, r.title, int(r.seq), r.text, r.size, list(r.contributors),
+                   r.created_at, r.updated_at)
+
+
+def _revision(r: Any) -> RevisionRow:
+    return RevisionRow(r.doc_id, r.number, int(r.from_seq), int(r.to_seq), list(r.authors),
+                       r.started_at, r.ended_at, r.inserted, r.deleted, r.events, r.kind)
