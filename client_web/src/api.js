@@ -19,6 +19,15 @@ export class ApiError extends Error {
 
 const TOKEN_KEY = 'palimpsest.token'
 
+const seqs = new WeakMap()
+
+/**
+ * The log seq an answer reflects (the `X-Palimpsest-Seq` header): for a
+ * command, the seq of the event it appended. Pass it as `minSeq` to a later
+ * query to read your own write. Undefined when the server did not say.
+ */
+export const answerSeq = (answer) => (answer && typeof answer === 'object' ? seqs.get(answer) : undefined)
+
 /**
  * The auth token: `?token=` on the page URL wins (and is remembered for this
  * tab, so in-app navigation keeps it); otherwise what this tab saw before.
@@ -94,6 +103,8 @@ export class Api {
         (error && error.message) || politeMessage(response.status)
       )
     }
+    const seq = Number(response.headers.get('X-Palimpsest-Seq'))
+    if (data && typeof data === 'object' && Number.isFinite(seq) && seq > 0) seqs.set(data, seq)
     return data
   }
 

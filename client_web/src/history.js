@@ -8,6 +8,7 @@
 
 import { h, replaceChildren, notify, notifyError, timeEl, absoluteTime, debounce } from './dom.js'
 import { actorName, avatar, colorFor } from './presence.js'
+import { answerSeq } from './api.js'
 
 const PAGE = 50
 
@@ -346,13 +347,22 @@ export class HistoryPanel {
     this._describeSelection()
   }
 
-  /** Reloads the head seq, revisions and versions. */
-  async refresh ({ minSeq } = {}) {
-    const [info, revisions, versions] = await Promise.allSettled([
-      this.api.getDocument(this.docId, { minSeq }),
-      this.api.listRevisions(this.docId, { limit: PAGE, minSeq }),
-      this.api.listVersions(this.docId, { minSeq })
+  /**
+   * Reloads the head seq, revisions and versions, at least as new as
+   * `minSeq` (default: the last seq the server acknowledged to us, so our own
+   * edits are in). If the read side is too far behind, shows what it has.
+   */
+  async refresh ({ minSeq = this.sync.headSeq || undefined } = {}) {
+    const load = (seq) => Promise.allSettled([
+      this.api.getDocument(this.docId, { minSeq: seq }),
+      this.api.listRevisions(this.docId, { limit: PAGE, minSeq: seq }),
+      this.api.listVersions(this.docId, { minSeq: seq })
     ])
+    let results = await load(minSeq)
+    if (minSeq && results.some((r) => r.status === 'rejected' && r.reason && r.reason.code === 'read_side_behind')) {
+      results = await load(undefined)
+    }
+    const [info, revisions, versions] = results
     if (info.status === 'fulfilled' && info.value) {
       this._setHead(info.value.seq || 0)
       if (info.value.title) this.onTitle(info.value.title)
@@ -607,10 +617,16 @@ export class HistoryPanel {
     }
     this.versionButton.disabled = true
     try {
-      await this.api.nameVersion(this.docId, seq, name)
+      const named = await this.api.nameVersion(this.docId, seq, name)
       this.versionName.value = ''
       notify(`Named change ${seq} “${name}”.`, { kind: 'success' })
-      const versions = await this.api.listVersions(this.docId)
+      // Show the server's answer at once; then read the list at least as new
+      // as our own write (the read side may lag the command by a moment).
+      this.versions = [...this.versions.filter((v) => !(v.seq === named.seq && v.name === named.name)), named]
+      this._renderVersions()
+      const eventSeq = answerSeq(named)
+      if (eventSeq) this._setHead(eventSeq)
+      const versions = await this.api.listVersions(this.docId, { minSeq: eventSeq })
       this.versions = versions.items || []
       this._renderVersions()
     } catch (err) {
