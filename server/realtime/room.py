@@ -115,3 +115,8 @@ class Room:
         for conn in self.connections:
             if conn is not exclude:
                 conn.send(frame)
+
+    def broadcast_update(self, update: bytes, *, exclude: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send_update(update)

@@ -172,7 +172,7 @@ class RoomWriter:
         room = self.room
         if event.kind in ("update", "restore"):
             sender = origin.connection if origin is not None else None
-            room.broadcast(protocol.sync_update(event.payload), exclude=sender)
+            room.broadcast_update(event.payload, exclude=sender)
         if origin is not None:
             await self.bus.publish(
                 BusMessage(room.doc_id, EVENT, self.bus.node_id, event.seq, event.kind,
