@@ -3,12 +3,13 @@
     python bench/pycrdt_server.py --host 127.0.0.1 --port P [--no-ws-per-message-deflate]
 
 Rooms are named by the request path (`/ws/DOC`), so a stock `WebsocketProvider(url + '/ws', DOC)`
-connects as it does to Palimpsest. Two changes from the library's defaults, both to let the
-benchmark measure the server rather than trip over known issues (see PITFALLS.md):
+connects as it does to Palimpsest. Behaviour is the library's, except for these (PITFALLS.md),
+which let the benchmark measure the server rather than trip over known issues:
 
 - `auto_clean_rooms=False`: a room's document is otherwise dropped when its last client leaves.
 - Room start is serialised: when several clients open a new room at the same instant, 0.16.5's
   `start_room` can start it twice and the later clients hang without sync step 1.
+- An update dropped because a room's queue is full is logged (the library drops it silently).
 
 uvicorn runs as `uvicorn.run` would run Palimpsest: uvloop when installed, the default WebSocket
 implementation, permessage-deflate on unless `--no-ws-per-message-deflate`.
@@ -21,9 +22,32 @@ import asyncio
 import logging
 
 import anyio
+import pycrdt.websocket.yroom
 import uvicorn
+from anyio.streams.memory import MemoryObjectSendStream
+from pycrdt import TransactionEvent
 from pycrdt.websocket import ASGIServer, WebsocketServer
 from pycrdt.websocket.yroom import YRoom
+
+log = logging.getLogger("pycrdt_server")
+_dropped = 0
+
+
+def put_updates_counting(stream: MemoryObjectSendStream[bytes], event: TransactionEvent) -> None:
+    """The library's `put_updates`, which drops an update silently when the room's queue (65,536
+    updates) is full; this one does the same but says so, for the benchmark's report."""
+    global _dropped
+    try:
+        stream.send_nowait(event.update)
+    except anyio.WouldBlock:
+        _dropped += 1
+        if _dropped == 1 or _dropped % 10_000 == 0:
+            log.warning("room update queue full: %d update(s) dropped, never broadcast", _dropped)
+    except Exception:  # the library swallows these too (e.g. a closed stream at shutdown)
+        pass
+
+
+pycrdt.websocket.yroom.put_updates = put_updates_counting  # type: ignore[assignment]
 
 
 class SerialStartWebsocketServer(WebsocketServer):

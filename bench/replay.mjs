@@ -10,6 +10,10 @@
 // has relayed every earlier chunk to it. With K=1 a passive observer client is added, so that
 // convergence means the server relayed everything (a lone writer converges with itself at once).
 // The clock runs from "every client synced" to "every client's text equals the final text".
+//
+// The load is a closed loop: a writer may run at most `window` patches ahead of the slowest other
+// client (what that client has integrated, read from its state vector and text length), so no
+// server is measured with an unbounded queue in front of it. `--window 0` is an open-loop flood.
 // Prints one JSON line.
 
 import * as Y from 'yjs'
@@ -18,6 +22,9 @@ import { Client, connectAll, emit, loadTrace, parseArgs, yieldToLoop, sleep } fr
 
 const opts = parseArgs(process.argv.slice(2), {
   url: '', doc: '', trace: '', patches: 0, k: 1, chunk: 2000, timeout: 900, deflate: true,
+  // give up when no client's document has changed for this long (a lost update never arrives)
+  stall: 30,
+  window: 4000,
   // stop generating while this many bytes wait in a client's socket buffer
   high_water: 1 << 20
 })
@@ -47,6 +54,20 @@ const expected = []
   d.destroy()
 }
 const finalText = expected[nChunks]
+
+// Work done by patches 0..p-1, in Yjs items: each inserted character is one item (one clock
+// tick of its author), each deleted character one more. A client's own measure of the same
+// (`progress`) is monotonic whatever order updates arrive in.
+const cum = new Float64Array(patches.length + 1)
+for (let p = 0; p < patches.length; p++) {
+  const [, del, ins] = patches[p]
+  cum[p + 1] = cum[p] + del + (ins ? ins.length : 0)
+}
+function progress (c) {
+  let inserted = 0
+  for (const id of c.doc.store.clients.keys()) inserted += Y.getState(c.doc.store, id)
+  return 2 * inserted - c.text.length // inserted + deleted
+}
 if (patches.length === trace.patches.length && finalText !== trace.endContent) {
   throw new Error('replaying the trace locally does not give its endContent')
 }
@@ -59,6 +80,20 @@ for (let i = 0; i < opts.k; i++) writers.push(new Client(opts.url, opts.doc, { d
 const observers = opts.k === 1 ? [new Client(opts.url, opts.doc, { deflate: opts.deflate, name: 'observer' })] : []
 const clients = [...writers, ...observers]
 
+let lastProgress = performance.now()
+// 'update' fires only for transactions that change something (an empty sync step 2 after a
+// reconnect does not count as progress).
+for (const c of clients) c.doc.on('update', () => { lastProgress = performance.now() })
+let watchdog = null
+const stalled = new Promise((resolve, reject) => {
+  watchdog = setInterval(() => {
+    if (performance.now() - lastProgress > opts.stall * 1000) {
+      reject(new Error(`stalled: no client's document changed for ${opts.stall} s`))
+    }
+  }, 1000)
+})
+stalled.catch(() => {}) // handled where it is raced; this only keeps Node from calling it unhandled
+
 let sent = 0
 async function drain (c) {
   while (c.bufferedAmount > opts.high_water / 4) {
@@ -67,9 +102,23 @@ async function drain (c) {
   }
 }
 
+// Wait until every other client has integrated patches 0..p-window-1.
+async function keepWindow (c, p) {
+  if (opts.window <= 0 || p < opts.window) return
+  const need = cum[p - opts.window]
+  for (const o of clients) {
+    if (o === c || progress(o) >= need) continue
+    windowWaits++
+    await o.waitFor(() => progress(o) >= need, left(),
+      () => `fell more than ${opts.window} patches behind at patch ${p}`)
+  }
+}
+
+let windowWaits = 0
 async function writeChunks (c, i) {
   for (let j = i; j < nChunks; j += opts.k) {
     await c.waitText(expected[j], left())
+    await keepWindow(c, j * C)
     const end = Math.min((j + 1) * C, patches.length)
     for (let p = j * C; p < end; p++) {
       const [pos, del, ins] = patches[p]
@@ -81,6 +130,7 @@ async function writeChunks (c, i) {
       // Let incoming messages in now and then (other clients live in this process), and
       // stop while the socket is backed up rather than queueing the whole trace in memory.
       if ((p & 255) === 255) {
+        await keepWindow(c, p + 1)
         if (c.bufferedAmount > opts.high_water) await drain(c)
         else await yieldToLoop()
       }
@@ -108,7 +158,8 @@ try {
   const writing = Promise.all(writers.map((c, i) => writeChunks(c, i))).then(() => {
     sendDone = (performance.now() - t0) / 1000
   })
-  await Promise.all([writing, ...done])
+  lastProgress = performance.now()
+  await Promise.race([Promise.all([writing, ...done]), stalled])
   const elapsed = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   Object.assign(result, {
@@ -119,6 +170,8 @@ try {
     converged_s: converged,
     final_length: finalText.length,
     client_cpu_s: (cpu.user + cpu.system) / 1e6,
+    window: opts.window,
+    window_waits: windowWaits,
     client_event_loop_utilization: performance.eventLoopUtilization(elu0).utilization
   })
 } catch (e) {
@@ -126,8 +179,11 @@ try {
   result.elapsed_s = t0 ? (performance.now() - t0) / 1000 : null
   result.sent = sent
   result.lengths = clients.map((c) => c.text.length)
+  result.progress = clients.map((c) => progress(c))
+  result.expected_progress = cum[patches.length]
   result.expected_length = finalText.length
 } finally {
+  clearInterval(watchdog)
   result.closes = clients.map((c) => c.closes).filter((l) => l.length)
   emit(result)
   for (const c of clients) c.destroy()

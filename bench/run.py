@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -113,7 +114,15 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    # Turn SIGTERM (and SIGINT, which a background job inherits as ignored) into an exception,
+    # so the `finally` blocks stop every server, driver and the Postgres cluster by their PIDs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -122,6 +131,9 @@ def main() -> int:
     parser.add_argument("--patches", type=int, default=0,
                         help="replay the first N patches of the trace (0: all)")  # fmt: skip
     parser.add_argument("--k", default="1,4", help="client counts for the replay, e.g. 1,4")
+    parser.add_argument("--window", type=int, default=4000,
+                        help="a writer runs at most this many patches ahead of the slowest other "
+                        "client (0: open-loop flood)")  # fmt: skip
     parser.add_argument("--chunk", type=int, default=2000,
                         help="patches per chunk when K>1 clients share the trace")  # fmt: skip
     parser.add_argument("--fanout-seconds", type=float, default=20,
@@ -183,7 +195,7 @@ def main() -> int:
     scenarios: list[tuple[str, list[str], str, float]] = []
     for k in ks:
         driver_args = ["--trace", str(args.trace), "--k", str(k), "--chunk", str(args.chunk),
-                       "--timeout", str(args.timeout)]  # fmt: skip
+                       "--window", str(args.window), "--timeout", str(args.timeout)]  # fmt: skip
         if args.patches:
             driver_args += ["--patches", str(args.patches)]
         scenarios.append((f"replay-k{k}", driver_args, "replay.mjs", args.timeout + 120))
