@@ -39,6 +39,7 @@ from bench.servers import (  # noqa: E402
     SERVERS,
     ServerFactory,
     pinner,
+    wait_for_quiet,
     watched,
 )
 
@@ -152,6 +153,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each case N times (servers interleaved); report the "
                         "median run")  # fmt: skip
+    parser.add_argument("--quiet-below", type=float, default=0.5,
+                        help="before each measurement, wait until other work on the machine uses "
+                        "fewer CPUs than this (the machine is shared)")  # fmt: skip
+    parser.add_argument("--quiet-wait", type=float, default=60,
+                        help="longest wait for that, seconds (0: never wait)")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="sample Python servers with py-spy during each measurement; "
                         "summaries go next to the raw results")  # fmt: skip
@@ -217,6 +223,10 @@ def main() -> int:
                                            "deflate": variant, "round": rnd}  # fmt: skip
                     label = f"[{variant}] {scenario} on {name} (round {rnd + 1}/{args.repeat})"
                     print(f"... {label}", file=sys.stderr, flush=True)
+                    if args.quiet_wait > 0:
+                        waited, load = wait_for_quiet(args.quiet_below, args.quiet_wait)
+                        row["quiet_wait_s"] = round(waited, 1)
+                        row["load_before"] = round(load, 2)
                     try:
                         server = factory.start(name)
                     except Exception as e:  # a server that can't start is a result, not a crash

@@ -125,6 +125,20 @@ def machine_busy_seconds() -> float:
     return float(sum(v for k, v in t._asdict().items() if k not in not_busy))
 
 
+def wait_for_quiet(threshold: float, max_wait: float, window: float = 2.0) -> tuple[float, float]:
+    """Wait (at most `max_wait` s) until the machine's other load stays under `threshold` CPUs
+    for `window` s. Nothing of the benchmark runs meanwhile. Returns (waited s, last load)."""
+    t0 = time.monotonic()
+    load = float("nan")
+    while True:
+        busy0, w0 = machine_busy_seconds(), time.monotonic()
+        time.sleep(window)
+        load = (machine_busy_seconds() - busy0) / (time.monotonic() - w0)
+        waited = time.monotonic() - t0
+        if load < threshold or waited >= max_wait:
+            return waited, load
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
