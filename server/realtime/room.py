@@ -83,6 +83,12 @@ class Room:
         """Apply a committed event from the log (another node's, or one we missed)."""
         if event.seq <= self.applied_seq:
             return
+        if event.seq != self.applied_seq + 1:
+            # Callers read the log from applied_seq on, so this is a bug: refuse, loudly,
+            # rather than apply out of order. The next catch-up reads the gap.
+            log.error("event %s/%s out of order: the room is at %s", self.doc_id, event.seq,
+                      self.applied_seq)
+            return
         if event.kind in UPDATE_KINDS:
             try:
                 self.doc.apply_update(event.payload)

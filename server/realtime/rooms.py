@@ -20,7 +20,7 @@ from server.write.commands import CatchUp
 from server.write.group_commit import RoomWriter
 from storage.errors import StorageError
 from storage.event_store import EventStore
-from storage.records import SnapshotRecord
+from storage.records import EventRecord, SnapshotRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,9 @@ class OpenRoom:
             return  # our own echo
         if message.kind == EVENT:
             if message.seq > self.room.applied_seq:
-                # A hint: the writer reads the log up to that seq, in order, exactly once.
-                self.writer.submit(CatchUp(message.seq))
+                # A hint: the writer applies it if it is the next seq, else first reads the
+                # gap from the log; a seq the room has by then is dropped.
+                self.writer.submit(CatchUp(message.seq, _as_record(message)))
         elif message.kind == AWARENESS:
             try:
                 fresh, _ = self.room.awareness.apply(message.payload)
@@ -50,6 +51,12 @@ class OpenRoom:
                 return
             if fresh:
                 self.room.broadcast(protocol.awareness(fresh))
+
+
+def _as_record(message: BusMessage) -> EventRecord:
+    # The bus carries what applying needs; actor and time stay in the log.
+    return EventRecord(message.doc_id, message.seq, message.event_kind, message.payload, "",
+                       0.0, {})
 
 
 class RoomManager:

@@ -29,6 +29,11 @@ class ApplyUpdate:
 
 @dataclass(frozen=True, slots=True)
 class CatchUp:
-    """Read the log past what the room has applied (after a bus hint or outage)."""
+    """Bring the room up to `until_seq` (None: the log's head), after a bus hint or outage.
+
+    `event` is the hinted event itself (from the bus): applied directly when it is the room's
+    next seq; otherwise the log is read, so nothing is applied out of order or twice.
+    """
 
     until_seq: int | None = None
+    event: EventRecord | None = None

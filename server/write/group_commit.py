@@ -48,6 +48,8 @@ class RoomWriter:
         self._on_poisoned = on_poisoned
         self._task: asyncio.Task[None] | None = None
         self.poisoned = False
+        self._catch_up_retry: asyncio.TimerHandle | None = None
+        self._catch_up_failures = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"writer-{self.room.doc_id}")
@@ -56,6 +58,8 @@ class RoomWriter:
         """Finish what is queued, then stop."""
         if self._task is None:
             return
+        if self._catch_up_retry is not None:
+            self._catch_up_retry.cancel()
         await self.queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -94,7 +98,7 @@ class RoomWriter:
             if updates:
                 await self._commit(updates)
                 updates = []
-            await self._catch_up(command.until_seq)
+            await self._catch_up(command)
         if updates:
             await self._commit(updates)
 
@@ -152,20 +156,43 @@ class RoomWriter:
             room.apply_event(event)
         return missed
 
-    async def _catch_up(self, until_seq: int | None) -> None:
+    async def _catch_up(self, command: CatchUp) -> None:
         room = self.room
+        until_seq = command.until_seq
         if until_seq is not None and until_seq <= room.applied_seq:
-            return
+            return  # a seq the room has: a duplicate, or a hint its own commit overtook
+        hinted = command.event
         try:
             async with room.lock:
-                events = await self.store.read_list(room.doc_id, room.applied_seq, until_seq)
+                if hinted is not None and hinted.seq == room.applied_seq + 1:
+                    events = [hinted]  # the next seq: the log has nothing to add
+                else:
+                    # A gap, or no hint at all (an outage): read the log, in order, before
+                    # applying anything after the gap.
+                    events = await self.store.read_list(room.doc_id, room.applied_seq, until_seq)
                 for event in events:
                     room.apply_event(event)
         except StorageError as exc:
             log.warning("catch-up of %s failed: %s", room.doc_id, exc)
+            self._retry_catch_up()
             return
+        self._catch_up_failures = 0
         for event in events:
             await self._show(event, origin=None)
+
+    def _retry_catch_up(self) -> None:
+        # The hint that failed may be the last one for a while: without a retry the room
+        # would stay behind until the next event or bus reconnect.
+        if self._catch_up_retry is not None:
+            return
+        self._catch_up_failures += 1
+        delay = min(0.1 * 2**self._catch_up_failures, 5.0)
+
+        def retry() -> None:
+            self._catch_up_retry = None
+            self.submit(CatchUp())
+
+        self._catch_up_retry = asyncio.get_running_loop().call_later(delay, retry)
 
     async def _show(self, event: EventRecord, origin: ApplyUpdate | None) -> None:
         """Fan a committed event out: local connections (not its sender), then the bus."""
