@@ -515,9 +515,16 @@ export class HistoryPanel {
     if (this.viewAbort) this.viewAbort.abort()
     const abort = new AbortController()
     this.viewAbort = abort
-    const head = this.head
-    const [at, diff] = await Promise.allSettled([
+    // "Changes since" are against the newest text the read side has; others'
+    // edits reach us without a seq, so ask for it alongside the old text.
+    const [at, now] = await Promise.allSettled([
       this.api.getDocument(this.docId, { at: seq, signal: abort.signal }),
+      this.api.getDocument(this.docId, { minSeq: this.sync.headSeq || undefined, signal: abort.signal })
+    ])
+    if (abort.signal.aborted || this.selected !== seq) return
+    if (now.status === 'fulfilled' && now.value) this._setHead(now.value.seq || 0)
+    const head = this.head
+    const [diff] = await Promise.allSettled([
       head > seq ? this.api.diff(this.docId, seq, head, { signal: abort.signal }) : Promise.resolve(null)
     ])
     if (abort.signal.aborted || this.selected !== seq) return
