@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics.watch(lambda: rooms.open_rooms,
                       lambda: sum(len(o.room.connections) for o in rooms._rooms.values()))
         read_model = ReadModel(db)
-        freshness = Freshness(read_model)
+        freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
         app.state.db = db
         app.state.bus = bus
         app.state.store = store

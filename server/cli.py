@@ -98,6 +98,36 @@ def create_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rebuild(_args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from server.read.rebuild import rebuild
+    from storage.database import open_database
+    from storage.migrate import require_latest
+
+    settings = Settings.from_env()
+
+    async def go() -> int:
+        if is_sqlite(settings.database_url):
+            await migrate(settings.database_url)
+        else:
+            await require_latest(settings.database_url)
+        db = open_database(settings.database_url)
+        bar = tqdm(total=0, unit="event", desc="rebuild", file=sys.stderr)
+        try:
+            return await rebuild(
+                db, snapshot_every=settings.snapshot_every,
+                on_total=lambda total: bar.reset(total=total), on_progress=bar.update,
+            )
+        finally:
+            bar.close()
+            await db.dispose()
+
+    events = asyncio.run(go())
+    print(f"palimpsest: read models rebuilt from {events} events")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="palimpsest")
@@ -109,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.set_defaults(func=serve)
     p_migrate = sub.add_parser("migrate", help="apply database migrations")
     p_migrate.set_defaults(func=run_migrate)
+    p_rebuild = sub.add_parser("rebuild", help="drop the read models and replay the log")
+    p_rebuild.set_defaults(func=run_rebuild)
     p_token = sub.add_parser("token", help="access tokens").add_subparsers(
         dest="token_command", required=True)
     p_create = p_token.add_parser("create", help="mint a token (printed alone on stdout)")

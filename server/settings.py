@@ -46,6 +46,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
+    read_wait_seconds: float = 5.0  # how long ?min_seq= (and reads of a past seq) may wait
     max_batch: int = 512
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
@@ -82,6 +83,7 @@ class Settings:
             allowed_origins=origins,
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
+            read_wait_seconds=_float(env, "PALIMPSEST_READ_WAIT_SECONDS", 5.0),
             max_batch=_int(env, "PALIMPSEST_MAX_BATCH", 512),
             ws_ping_interval=_float(env, "PALIMPSEST_WS_PING_INTERVAL", 20.0),
             ws_per_message_deflate=env.get("PALIMPSEST_WS_DEFLATE", "") in ("1", "true", "yes"),

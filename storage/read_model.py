@@ -7,11 +7,12 @@ document's lease, and saves its checkpoint in the same transaction as the rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Text, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -101,6 +102,18 @@ class ProjectionBatch:
     versions: list[VersionRow] = field(default_factory=list)
     view: ViewRow | None = None
     snapshots: list[SnapshotRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    head: int
+    created_at: float
+    title: str
+    checkpoint: int
+    snapshot_below: int  # 0 when there is none (the empty text at seq 0)
+    snapshot_above: int | None
+    event_time: float | None  # of the event at the seq asked about
+    view_seq: int | None
 
 
 class LeaseLost(Exception):
@@ -346,13 +359,77 @@ class ReadModel:
     async def changes(self, doc_id: str, after: int, until: int) -> list[ChangeRow]:
         """Text changes of events after < seq <= until, in seq order."""
         rows = await self._all(
-            select(text_changes.c.seq, text_changes.c.actor, text_changes.c.ops,
-                   text_changes.c.inserted, text_changes.c.deleted)
+            select(text_changes.c.seq, text_changes.c.actor,
+                   type_coerce(text_changes.c.ops, Text), text_changes.c.inserted,
+                   text_changes.c.deleted)
             .where(text_changes.c.doc_id == doc_id, text_changes.c.seq > after,
                    text_changes.c.seq <= until)
             .order_by(text_changes.c.seq)
         )
-        return [ChangeRow(r.seq, r.actor, r.ops, r.inserted, r.deleted) for r in rows]
+        # On SQLite the ops come as JSON text and are parsed in one call: per-row decoding was
+        # most of the cost of reading a past seq. (asyncpg decodes JSON itself.)
+        if rows and isinstance(rows[0][2], str):
+            ops = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+        else:
+            ops = [r[2] for r in rows]
+        return [ChangeRow(r[0], r[1], o, r[3], r[4]) for r, o in zip(rows, ops, strict=True)]
+
+    async def position(self, doc_id: str, seq: int) -> Position | None:
+        """In one query: where the document's log and read side are, and the snapshots
+        nearest to seq on either side (the changes needed to read seq start from one)."""
+        cp = projector_checkpoints
+        checkpoint = (
+            select(cp.c.seq).where(cp.c.doc_id == doc_id).scalar_subquery()
+        )
+        below = (
+            select(func.max(snapshots.c.seq))
+            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq <= seq)
+            .scalar_subquery()
+        )
+        above = (
+            select(func.min(snapshots.c.seq))
+            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq > seq)
+            .scalar_subquery()
+        )
+        event_time = (
+            select(events.c.time)
+            .where(events.c.doc_id == doc_id, events.c.seq == seq)
+            .scalar_subquery()
+        )
+        rows = await self._all(
+            select(
+                documents.c.head_seq, documents.c.created_at, documents.c.title,
+                checkpoint.label("checkpoint"), below.label("below"), above.label("above"),
+                event_time.label("event_time"), document_views.c.seq.label("view_seq"),
+                document_views.c.title.label("view_title"),
+            )
+            .select_from(documents.outerjoin(
+                document_views, document_views.c.doc_id == documents.c.id))
+            .where(documents.c.id == doc_id)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Position(
+            head=int(r.head_seq), created_at=r.created_at,
+            title=r.view_title if r.view_title is not None else r.title,
+            checkpoint=int(r.checkpoint or 0), snapshot_below=int(r.below or 0),
+            snapshot_above=None if r.above is None else int(r.above),
+            event_time=r.event_time, view_seq=None if r.view_seq is None else int(r.view_seq),
+        )
+
+    async def snapshot_text(self, doc_id: str, seq: int) -> str | None:
+        rows = await self._all(
+            select(snapshots.c.text).where(snapshots.c.doc_id == doc_id, snapshots.c.seq == seq)
+        )
+        return str(rows[0].text) if rows else None
+
+    async def view_text(self, doc_id: str) -> tuple[int, str] | None:
+        rows = await self._all(
+            select(document_views.c.seq, document_views.c.text)
+            .where(document_views.c.doc_id == doc_id)
+        )
+        return (int(rows[0].seq), rows[0].text) if rows else None
 
     async def snapshot_text_below(self, doc_id: str, seq: int) -> tuple[int, str] | None:
         """(seq, text) of the latest snapshot at or before seq."""
@@ -403,8 +480,11 @@ class ReadModel:
         )
         return int(rows[0][0] or 0)
 
-    async def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every read-model row, in key order (to compare a rebuild with the live tables)."""
+    async def dump(self, snapshot_every: int) -> dict[str, list[tuple[Any, ...]]]:
+        """Every read-model row, in key order (to compare a rebuild with the live tables).
+
+        Of the snapshots, only the projector's (every `snapshot_every` seqs) are a function
+        of the log; rooms add others when they unload, which a rebuild does not recreate."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table in READ_MODEL_TABLES:
             if table is projector_checkpoints:
@@ -413,8 +493,10 @@ class ReadModel:
                 query = select(table)
             query = query.order_by(*table.primary_key.columns)
             out[table.name] = [tuple(r) for r in await self._all(query)]
-        snaps = select(snapshots.c.doc_id, snapshots.c.seq, snapshots.c.text).order_by(
-            snapshots.c.doc_id, snapshots.c.seq
+        snaps = (
+            select(snapshots.c.doc_id, snapshots.c.seq, snapshots.c.text)
+            .where(snapshots.c.seq % snapshot_every == 0)
+            .order_by(snapshots.c.doc_id, snapshots.c.seq)
         )
         out["snapshots"] = [tuple(r) for r in await self._all(snaps)]
         return out

@@ -16,7 +16,7 @@ from server.read.diff import attributed_diff
 from server.read.freshness import Freshness
 from server.read.textops import apply_ops, revert_ops
 from storage.event_store import EventStore
-from storage.read_model import ReadModel, RevisionRow, ViewRow
+from storage.read_model import Position, ReadModel, RevisionRow, ViewRow
 
 Json = dict[str, Any]
 
@@ -96,13 +96,20 @@ class Queries:
             return await self.freshness.wait(doc_id, min_seq)
         return await self.read_model.checkpoint(doc_id)
 
-    async def _seq_in_log(self, doc_id: str, seq: int, name: str = "seq") -> None:
+    async def _position(self, doc_id: str, seq: int, name: str = "seq") -> Position:
+        """Where doc_id stands for a read at `seq`, once the read side has reached it."""
         if seq < 0:
             raise BadRequest(f"{name} must be 0 or more")
-        head = await self._head(doc_id)
-        if seq > head:
-            raise NotFound(f"document {doc_id!r} has no seq {seq} (head is {head})")
-        await self.freshness.wait(doc_id, seq)
+        position = await self.read_model.position(doc_id, seq)
+        if position is None:
+            raise NotFound(f"document {doc_id!r} does not exist")
+        if seq > position.head:
+            raise NotFound(f"document {doc_id!r} has no seq {seq} (head is {position.head})")
+        if position.checkpoint < seq:
+            await self.freshness.wait(doc_id, seq)
+            position = await self.read_model.position(doc_id, seq)
+            assert position is not None
+        return position
 
     # Documents
 
@@ -129,16 +136,11 @@ class Queries:
                 "updated_at": iso(view.updated_at)}
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
-        await self._seq_in_log(doc_id, seq)
-        text = await self.text_at(doc_id, seq)
-        view = await self.read_model.view(doc_id)
-        title = view.title if view is not None else ""
-        when = await self.read_model.event_time(doc_id, seq) if seq else None
-        if when is None:
-            doc = await self.store.document(doc_id)
-            assert doc is not None
-            when = doc.created_at
-        return {"id": doc_id, "title": title, "seq": seq, "text": text, "updated_at": iso(when)}
+        position = await self._position(doc_id, seq)
+        text = await self.text_at(doc_id, seq, position)
+        when = position.event_time if position.event_time is not None else position.created_at
+        return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
+                "updated_at": iso(when)}
 
     async def document_at_time(self, doc_id: str, at_time: str) -> Json:
         when = parse_time(at_time)
@@ -146,31 +148,40 @@ class Queries:
         seq = await self.read_model.seq_at_time(doc_id, when)
         return await self.document_at(doc_id, seq)
 
-    async def text_at(self, doc_id: str, seq: int) -> str:
-        """The text after events 1..seq: the nearest snapshot (either side) and the changes
-        between it and seq. The projector must have reached seq."""
+    async def text_at(self, doc_id: str, seq: int, position: Position | None = None) -> str:
+        """The text after events 1..seq: the nearest snapshot (either side, or the current
+        view) and the changes between it and seq. Costs three queries and at most half a
+        snapshot interval of changes, however long the log."""
         if seq <= 0:
             return ""
-        below = await self.read_model.snapshot_text_below(doc_id, seq) or (0, "")
-        if below[0] == seq:
-            return below[1]
-        # Changes exist up to the view's seq (saved in one transaction with it), so the
-        # view and any snapshot not past it can be walked back from.
-        view = await self.read_model.view(doc_id)
-        above: tuple[int, str] | None = None
-        if view is not None and view.seq > seq:
-            above = (view.seq, view.text)
-            snapshot = await self.read_model.snapshot_text_above(doc_id, seq, view.seq)
-            if snapshot is not None:
-                above = snapshot
-        if above is not None and above[0] - seq < seq - below[0]:
-            content = bytearray(above[1].encode())
-            for change in reversed(await self.read_model.changes(doc_id, seq, above[0])):
-                revert_ops(content, change.ops)
-        else:
-            content = bytearray(below[1].encode())
-            for change in await self.read_model.changes(doc_id, below[0], seq):
-                apply_ops(content, change.ops)
+        if position is None:
+            position = await self._position(doc_id, seq)
+        below = position.snapshot_below
+        # Changes exist up to the view's seq (saved in one transaction with it), so the view
+        # and any snapshot not past it can be walked back from.
+        above: int | None = None
+        if position.view_seq is not None and position.view_seq > seq:
+            above = position.view_seq
+            if position.snapshot_above is not None and position.snapshot_above <= above:
+                above = position.snapshot_above
+        if above is not None and above - seq < seq - below:
+            base: tuple[int, str] | None
+            if above == position.snapshot_above:
+                text = await self.read_model.snapshot_text(doc_id, above)
+                base = None if text is None else (above, text)
+            else:
+                base = await self.read_model.view_text(doc_id)
+            if base is not None:
+                content = bytearray(base[1].encode())
+                for change in reversed(await self.read_model.changes(doc_id, seq, base[0])):
+                    revert_ops(content, change.ops)
+                return content.decode(errors="replace")
+        start = ""
+        if below > 0:
+            start = await self.read_model.snapshot_text(doc_id, below) or ""
+        content = bytearray(start.encode())
+        for change in await self.read_model.changes(doc_id, below, seq):
+            apply_ops(content, change.ops)
         return content.decode(errors="replace")
 
     # History
@@ -212,10 +223,11 @@ class Queries:
         }
 
     async def diff(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
+        if from_seq < 0:
+            raise BadRequest("from must be 0 or more")
         if from_seq > to_seq:
             raise BadRequest("from must not be after to")
-        await self._seq_in_log(doc_id, from_seq, "from")
-        await self._seq_in_log(doc_id, to_seq, "to")
+        await self._position(doc_id, to_seq, "to")
         base = await self.text_at(doc_id, from_seq)
         changes = await self.read_model.changes(doc_id, from_seq, to_seq)
         runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))

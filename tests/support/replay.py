@@ -13,7 +13,17 @@ from storage.database import open_database
 from storage.event_store import EventStore
 from storage.records import EventRecord
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "editing-traces"
+
+def _traces() -> Path:
+    # The nearest ancestor with shared/data (from /work/main or from a worktree under /work/wt).
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder / "shared" / "data" / "editing-traces"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("shared/data/editing-traces not found above " + __file__)
+
+
+TRACES = _traces()
 
 
 async def stored_events(database_url: str, doc_id: str) -> list[EventRecord]:

@@ -1,0 +1,176 @@
+"""The projector against real SQLite and PostgreSQL: texts at any seq, revisions, rebuild
+equality (invariant 5), and one projector at a time per document."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+
+from server.read.freshness import Freshness
+from server.read.projector import Projector
+from server.read.queries import Queries
+from server.read.rebuild import rebuild
+from server.read.revisions import GroupingRules
+from storage.event_store import EventStore
+from storage.read_model import ReadModel
+from storage.records import NewEvent
+from tests.read.logs import Editor, append, opened, trace_updates
+from tests.support.replay import Trace, load_trace
+
+# A prefix keeps the suite fast; bench/read_side.py checks the whole trace the same way.
+PATCHES = int(os.environ.get("PALIMPSEST_TEST_READ_TRACE_PATCHES", "12000"))
+
+
+@functools.cache
+def trace_and_updates() -> tuple[Trace, list[bytes]]:
+    trace = load_trace()
+    return trace, trace_updates(trace, PATCHES)
+
+
+async def test_text_at_random_seqs_equals_an_independent_replay_of_the_trace(
+    database_url: str,
+) -> None:
+    trace, updates = trace_and_updates()
+    async with opened(database_url) as db:
+        store = EventStore(db)
+        await store.ensure_document("paper")
+        for start in range(0, len(updates), 5000):
+            await store.append("paper", [NewEvent("update", u, "martin", 1000.0 + start)
+                                         for u in updates[start : start + 5000]])
+        read_model = ReadModel(db)
+        projector = Projector(store, read_model, snapshot_every=1000)
+        await projector.catch_up()
+        await projector.stop()
+        queries = Queries(store, read_model, Freshness(read_model, timeout=1))
+        rng = random.Random(7)
+        for seq in [0, 1, 999, 1000, 1001, len(updates), *rng.sample(range(1, len(updates)), 20)]:
+            assert await queries.text_at("paper", seq) == trace.text_after(seq), seq
+        for _ in range(3):
+            a, b = sorted(rng.sample(range(0, len(updates) + 1), 2))
+            diff = (await queries.diff("paper", a, b))["changes"]
+            assert "".join(c["text"] for c in diff if c["op"] != "insert") == trace.text_after(a)
+            assert "".join(c["text"] for c in diff if c["op"] != "delete") == trace.text_after(b)
+        view = await read_model.view("paper")
+        assert view is not None and view.text == trace.text_after(len(updates))
+
+
+async def write_mixed_history(store: EventStore, doc_id: str, seed: int) -> None:
+    """Edits by several people with idle gaps, a rename, a named version and a restore."""
+    rng = random.Random(seed)
+    editor = Editor()
+    now = 1_000_000.0
+    await store.ensure_document(doc_id)
+    await append(store, doc_id, "create", b"", "ann", now, {"title": f"Doc {seed}"})
+    for step in range(32):
+        now += rng.choice([0.5, 1.0, 2.0, 120.0])
+        actor = rng.choice(["ann", "ann", "bob", "cy"])
+        text = editor.value()
+        if text and rng.random() < 0.3:
+            start = rng.randrange(len(text))
+            update = editor.delete(start, min(len(text) - start, rng.randint(1, 5)))
+        else:
+            update = editor.insert(rng.randint(0, len(text)), rng.choice(["a", "bc", "é", "😀 "]))
+        await append(store, doc_id, "update", update, actor, now)
+        if step == 10:
+            await append(store, doc_id, "rename", b"", "bob", now, {"title": "Renamed"})
+        if step == 16:
+            await append(store, doc_id, "version", b"", "cy", now, {"seq": 10, "name": "draft"})
+        if step == 22:
+            # A restore-kind event: an update that empties the text, as a restore would.
+            update = editor.delete(0, len(editor.value()))
+            await append(store, doc_id, "restore", update, "ann", now, {"restored_from": 1})
+
+
+async def test_rebuilt_read_models_equal_the_ones_kept_live(database_url: str) -> None:
+    rules = GroupingRules(idle_gap=60.0, max_chars=20, max_events=8)
+    async with opened(database_url) as db:
+        store = EventStore(db)
+        read_model = ReadModel(db)
+        # Kept live in small steps, by projectors that come and go (so state is reloaded
+        # from snapshots and saved rows), with small batches and frequent snapshots.
+        for round_ in range(2):
+            for doc in ("alpha", "beta"):
+                await write_mixed_history(store, doc, seed=round_ * 10 + len(doc))
+            projector = Projector(store, read_model, snapshot_every=7, rules=rules,
+                                  batch_size=5 + round_)
+            await projector.catch_up()
+            await projector.stop()
+        live = await read_model.dump(7)
+        assert live["revisions"] and live["versions"] and live["document_views"]
+        assert any(row[-1] == "restore" for row in live["revisions"])
+
+        events = await rebuild_with(db, rules)
+        assert events == await store.head_seq("alpha") + await store.head_seq("beta")
+        assert await read_model.dump(7) == live
+
+
+async def rebuild_with(db: object, rules: GroupingRules) -> int:
+    # rebuild() uses the default rules; the test's rules must match the live ones.
+    from server.read import rebuild as rebuild_module
+
+    original = rebuild_module.Projector
+
+    def projector(*args: object, **kwargs: object) -> Projector:
+        return original(*args, rules=rules, batch_size=1000, **kwargs)  # type: ignore[arg-type]
+
+    rebuild_module.Projector = projector  # type: ignore[assignment,misc]
+    try:
+        return await rebuild(db, snapshot_every=7)  # type: ignore[arg-type]
+    finally:
+        rebuild_module.Projector = original  # type: ignore[misc]
+
+
+async def test_revisions_group_by_author_idle_gap_and_size(database_url: str) -> None:
+    rules = GroupingRules(idle_gap=60.0, max_chars=10, max_events=100)
+    async with opened(database_url) as db:
+        store = EventStore(db)
+        await store.ensure_document("d")
+        editor = Editor()
+        script = [  # (actor, time, text typed at the end)
+            ("ann", 0.0, "ab"), ("ann", 1.0, "cd"),  # one revision
+            ("bob", 2.0, "ef"),  # the author changes
+            ("bob", 100.0, "gh"),  # after an idle gap
+            ("bob", 101.0, "ijklmnop"), ("bob", 102.0, "q"),  # past 10 characters
+            ("bob", 103.0, "r"),
+        ]
+        for actor, time, typed in script:
+            await append(store, "d", "update", editor.insert(len(editor.value()), typed),
+                         actor, time)
+        read_model = ReadModel(db)
+        projector = Projector(store, read_model, snapshot_every=1000, rules=rules)
+        await projector.catch_up()
+        await projector.stop()
+        rows = list(reversed(await read_model.revisions_page("d", 50, None)))
+        assert [(r.number, r.from_seq, r.to_seq, r.authors, r.inserted, r.started_at,
+                 r.ended_at) for r in rows] == [
+            (1, 1, 2, ["ann"], 4, 0.0, 1.0),
+            (2, 3, 3, ["bob"], 2, 2.0, 2.0),
+            (3, 4, 5, ["bob"], 10, 100.0, 101.0),
+            (4, 6, 7, ["bob"], 2, 102.0, 103.0),
+        ]
+
+
+async def test_one_projector_at_a_time_per_document(database_url: str) -> None:
+    async with opened(database_url) as db:
+        store = EventStore(db)
+        read_model = ReadModel(db)
+        for doc in ("a", "b", "c", "d"):
+            await write_mixed_history(store, doc, seed=ord(doc))
+        first = Projector(store, read_model, snapshot_every=5, batch_size=4)
+        second = Projector(store, read_model, snapshot_every=5, batch_size=4)
+        assert await read_model.claim("a", first.owner, 0.0, 60.0) == 0
+        assert await read_model.claim("a", second.owner, 1.0, 60.0) is None
+        assert await read_model.claim("a", first.owner, 2.0, 60.0) == 0  # renewing is fine
+        assert await read_model.claim("a", second.owner, 100.0, 60.0) == 0  # once it lapsed
+        await read_model.release(second.owner)
+        # Both at once over the same documents: each document ends projected exactly once.
+        await asyncio.gather(first.catch_up(), second.catch_up())
+        for projector in (first, second):
+            await projector.catch_up()
+        await first.stop()
+        await second.stop()
+        together = await read_model.dump(5)
+        await rebuild(db, snapshot_every=5)
+        assert await read_model.dump(5) == together
