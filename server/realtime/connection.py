@@ -2,7 +2,8 @@
 
 Broadcasting never awaits a client: frames go into the connection's queue, and its own task
 writes them out. Document updates that pile up while the task waits are merged into one
-sync-update frame, so a burst of edits costs the client (and us) one frame, not one per edit. A client that falls further behind than the queue allows is closed (1013),
+sync-update frame, so a burst of edits costs the client (and us) one frame, not one per edit.
+A client that falls further behind than the queue allows is closed (1013),
 so one slow reader cannot stall a document's writer or hold unbounded memory.
 """
 
