@@ -24,7 +24,8 @@ const saveLabels = {
   saved: ['Saved', 'Every change is safely stored on the server'],
   saving: ['Saving…', 'Sending your latest changes'],
   unsaved: ['Unsaved changes (offline)', 'Your changes are kept here and sent when the connection returns'],
-  offline: ['No unsaved changes', 'Nothing of yours is waiting to be sent']
+  offline: ['No unsaved changes', 'Nothing of yours is waiting to be sent'],
+  readonly: ['Read only', 'You can read this document and see others edit it, but not change it']
 }
 
 /**
@@ -50,7 +51,8 @@ export const connectionPill = () => {
 
 /**
  * A pill showing whether the local edits are durably saved. `data-state` is
- * saved, saving, unsaved, or offline (offline with nothing waiting), and is
+ * saved, saving, unsaved, offline (offline with nothing waiting), or
+ * readonly (this person may not edit), and is
  * always current. The visible label (and `data-shown`, which the styles key
  * on) waits a moment before showing "Saving…", so typing does not make the
  * pill flicker on every keystroke.

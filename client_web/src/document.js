@@ -4,7 +4,8 @@
 
 import { h, replaceChildren, notify, notifyError } from './dom.js'
 import { DocumentSync } from './sync.js'
-import { createEditor, bindPreview } from './editor.js'
+import { createEditor, bindPreview, setReadOnly } from './editor.js'
+import { accessFor } from './access.js'
 import { announce, bindPeopleList, loadName, nameField } from './presence.js'
 import { HistoryPanel } from './history.js'
 import { brand, connectionPill, savePill } from './chrome.js'
@@ -28,7 +29,7 @@ const initialMode = () => {
  * The editable title: Enter or leaving the field renames, Escape reverts.
  * Returns the input and a setter for titles coming from the server.
  */
-const titleField = (api, docId) => {
+const titleField = (api, docId, canRename) => {
   const input = h('input', {
     type: 'text',
     class: 'doc-title',
@@ -37,6 +38,8 @@ const titleField = (api, docId) => {
     maxLength: 200,
     spellcheck: false,
     autocomplete: 'off',
+    readOnly: !canRename,
+    title: canRename ? 'Rename the document' : 'Only an admin of this document can rename it',
     attrs: { 'data-testid': 'doc-title', 'aria-label': 'Document title' }
   })
   // The input is the visible heading; this one names the page for screen readers.
@@ -50,7 +53,7 @@ const titleField = (api, docId) => {
   }
   const commit = async () => {
     const title = input.value.trim()
-    if (!title) {
+    if (!title || !canRename) {
       input.value = current
       return
     }
@@ -84,9 +87,13 @@ const titleField = (api, docId) => {
  * @param {{api: import('./api.js').Api, docId: string, token: string|null, homeUrl: string}} deps
  */
 export const renderDocument = (root, { api, docId, token, homeUrl }) => {
-  const name = loadName()
-  const sync = new DocumentSync({ docId, name, token })
-  announce(sync.awareness, name)
+  const access = accessFor(token, docId)
+  // With a token the server names you (the token's user); the history calls
+  // you by the user id, so that is also what your colour is made from.
+  const name = access.identity ? access.identity.name : loadName()
+  const colorKey = access.identity ? access.identity.userId : name
+  const sync = new DocumentSync({ docId, name, token, readOnly: !access.canWrite })
+  announce(sync.awareness, name, colorKey)
 
   const conn = connectionPill()
   const save = savePill()
@@ -95,7 +102,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   conn.set(sync.connectionState)
   save.set(sync.saveState)
 
-  const title = titleField(api, docId)
+  const title = titleField(api, docId, access.canAdmin)
   const banner = h('div', { class: 'banner', hidden: true, attrs: { role: 'alert' } })
   sync.on('closed', ({ message }) => {
     banner.hidden = false
@@ -117,7 +124,11 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   const editorPane = h('section', { class: 'pane pane-editor', attrs: { 'aria-label': 'Editor' } }, [editorHost])
   const previewPane = h('section', { class: 'pane pane-preview', attrs: { 'aria-label': 'Preview' } }, [preview])
   const workspace = h('div', { class: 'workspace' }, [editorPane, previewPane])
-  const view = createEditor(editorHost, sync)
+  const view = createEditor(editorHost, sync, { readOnly: !access.canWrite })
+  sync.on('readonly', (reason) => {
+    setReadOnly(view, true)
+    notify(`You can read this document but not edit it (${reason}).`, { kind: 'error' })
+  })
 
   let mode = initialMode()
   const modeButtons = MODES.map(([value, label]) => h('button', {
@@ -152,6 +163,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     api,
     docId,
     sync,
+    canAdmin: access.canAdmin,
     onTitle: (t) => title.show(t),
     onEnterView: () => {
       workspace.hidden = true
@@ -188,7 +200,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
       api.name = newName
       announce(sync.awareness, newName)
       sync.setName(newName)
-    })
+    }, access.identity)
   ])
   const toolbar = h('div', { class: 'toolbar', attrs: { role: 'toolbar', 'aria-label': 'Document tools' } }, [
     h('div', { class: 'segmented', attrs: { role: 'group', 'aria-label': 'View' } }, modeButtons),

@@ -2,7 +2,7 @@
 // (which also draws remote cursors from awareness), Markdown highlighting,
 // and a rendered, sanitised Markdown preview.
 
-import { EditorState } from '@codemirror/state'
+import { Compartment, EditorState } from '@codemirror/state'
 import {
   EditorView, keymap, placeholder, drawSelection, highlightActiveLine,
   highlightSpecialChars, dropCursor, rectangularSelection, crosshairCursor
@@ -64,14 +64,27 @@ const editorTheme = EditorView.theme({
   '.cm-panels': { fontFamily: 'var(--font-ui)' }
 })
 
+const readOnlyCompartment = new Compartment()
+
+const readOnlyExtension = (readOnly) => [
+  EditorState.readOnly.of(readOnly),
+  EditorView.contentAttributes.of({ 'aria-readonly': String(readOnly) })
+]
+
+/** Switches the editor between editing and reading only (cursor and selection still work). */
+export const setReadOnly = (view, readOnly) => {
+  view.dispatch({ effects: readOnlyCompartment.reconfigure(readOnlyExtension(readOnly)) })
+}
+
 /**
  * Creates the live editor inside `parent`, bound to `sync.text`.
  *
  * @param {HTMLElement} parent
  * @param {import('./sync.js').DocumentSync} sync
+ * @param {{readOnly?: boolean}} [opts]
  * @returns {EditorView}
  */
-export const createEditor = (parent, sync) => {
+export const createEditor = (parent, sync, { readOnly = false } = {}) => {
   const state = EditorState.create({
     doc: sync.text.toString(),
     extensions: [
@@ -94,6 +107,7 @@ export const createEditor = (parent, sync) => {
       keymap.of([...markdownKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap]),
       yCollab(sync.text, sync.awareness, { undoManager: sync.undoManager }),
       editorTheme,
+      readOnlyCompartment.of(readOnlyExtension(readOnly)),
       EditorView.contentAttributes.of({ 'aria-label': 'Document text (Markdown)' })
     ]
   })

@@ -73,10 +73,12 @@ export class HistoryPanel {
    * @param {{api: import('./api.js').Api, docId: string,
    *   sync: import('./sync.js').DocumentSync,
    *   onEnterView: () => void, onExitView: () => void,
-   *   onTitle?: (title: string) => void}} deps
+   *   onTitle?: (title: string) => void, canAdmin?: boolean}} deps
    */
-  constructor ({ api, docId, sync, onEnterView, onExitView, onTitle }) {
+  constructor ({ api, docId, sync, onEnterView, onExitView, onTitle, canAdmin = true }) {
     this.api = api
+    /** Restoring and naming versions are admin commands (server/auth.py). */
+    this.canAdmin = canAdmin
     this.docId = docId
     this.sync = sync
     this.onEnterView = onEnterView
@@ -154,12 +156,15 @@ export class HistoryPanel {
       type: 'submit',
       class: 'button',
       text: 'Save name',
+      disabled: !this.canAdmin,
       attrs: { 'data-testid': 'name-version-button' }
     })
+    this.versionName.disabled = !this.canAdmin
     this.versionLabel = h('label', { htmlFor: 'name-version-input', class: 'field-label', text: 'Name the current version' })
     const versionForm = h('form', { class: 'name-version' }, [
       this.versionLabel,
-      h('div', { class: 'inline-form' }, [this.versionName, this.versionButton])
+      h('div', { class: 'inline-form' }, [this.versionName, this.versionButton]),
+      this.canAdmin ? null : h('p', { class: 'muted small', text: 'Only an admin of this document can restore or name versions.' })
     ])
     versionForm.addEventListener('submit', (event) => {
       event.preventDefault()
@@ -492,7 +497,7 @@ export class HistoryPanel {
     const when = at && at.updated_at ? ` · ${absoluteTime(at.updated_at)}` : ''
     this.selectionTitle.textContent = `Viewing change ${this.selected}${when}`
     this.versionLabel.textContent = 'Name this version'
-    this.restoreButton.disabled = !(this.selected < this.head)
+    this.restoreButton.disabled = !this.canAdmin || !(this.selected < this.head)
   }
 
   /** Shows the text at `seq` in place of the editor. */
@@ -583,7 +588,7 @@ export class HistoryPanel {
   }
 
   _askRestore () {
-    if (this.selected === null || !(this.selected < this.head)) return
+    if (!this.canAdmin || this.selected === null || !(this.selected < this.head)) return
     this.dialogText.textContent = `The text will become what it was at change ${this.selected}, for everyone editing. ` +
       'Nothing is lost: today’s text stays in the history and can be restored too.'
     this.confirmButton.disabled = false
@@ -611,6 +616,7 @@ export class HistoryPanel {
   }
 
   async _nameVersion () {
+    if (!this.canAdmin) return
     const name = this.versionName.value.trim()
     if (!name) {
       this.versionName.focus()

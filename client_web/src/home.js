@@ -3,6 +3,7 @@
 import { h, replaceChildren, notify, notifyError, timeEl } from './dom.js'
 import { actorName, avatar, nameField } from './presence.js'
 import { brand } from './chrome.js'
+import { accessFor } from './access.js'
 
 const UNTITLED = 'Untitled document'
 
@@ -10,9 +11,10 @@ const UNTITLED = 'Untitled document'
  * Renders the home page into `root`.
  *
  * @param {HTMLElement} root
- * @param {{api: import('./api.js').Api, docUrl: (id: string) => string}} deps
+ * @param {{api: import('./api.js').Api, docUrl: (id: string) => string, token?: string|null}} deps
  */
-export const renderHome = (root, { api, docUrl }) => {
+export const renderHome = (root, { api, docUrl, token = null }) => {
+  const identity = accessFor(token, null).identity
   document.title = 'Documents · Palimpsest'
 
   const titleInput = h('input', {
@@ -97,10 +99,11 @@ export const renderHome = (root, { api, docUrl }) => {
       text: 'Rename',
       attrs: { 'aria-label': `Rename “${doc.title || UNTITLED}”`, 'data-testid': 'rename-doc' }
     })
+    const canRename = accessFor(token, doc.id).canAdmin
     const item = h('li', { class: 'doc-item', dataset: { id: doc.id }, attrs: { 'data-testid': 'doc-item' } }, [
       h('div', { class: 'doc-entry' }, [link, meta]),
       people,
-      renameButton
+      canRename ? renameButton : null
     ])
     renameButton.addEventListener('click', () => startRename(item, doc, link))
     return item
@@ -154,7 +157,7 @@ export const renderHome = (root, { api, docUrl }) => {
       nameField((name) => {
         api.name = name
         notify('Name saved. Others will see it when you open a document.')
-      })
+      }, identity)
     ]),
     h('main', { id: 'main', class: 'home', tabIndex: -1 }, [
       h('div', { class: 'home-top' }, [

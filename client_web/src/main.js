@@ -19,6 +19,6 @@ const match = window.location.pathname.match(/^\/d\/([^/]+)\/?$/)
 if (match) {
   renderDocument(root, { api, docId: decodeURIComponent(match[1]), token, homeUrl })
 } else {
-  renderHome(root, { api, docUrl })
+  renderHome(root, { api, docUrl, token })
 }
 root.removeAttribute('aria-busy')

@@ -96,8 +96,7 @@ export const initials = (name) => {
 }
 
 /** A round coloured badge with initials. */
-export const avatar = (name, { size = 'md', title } = {}) => {
-  const { color } = colorFor(name)
+export const avatar = (name, { size = 'md', title, color = colorFor(name).color } = {}) => {
   return h('span', {
     class: `avatar avatar-${size}`,
     text: initials(name),
@@ -107,9 +106,13 @@ export const avatar = (name, { size = 'md', title } = {}) => {
   })
 }
 
-/** Sets the local awareness `user` field that y-codemirror.next draws. */
-export const announce = (awareness, name) => {
-  const { color, colorLight } = colorFor(name)
+/**
+ * Sets the local awareness `user` field that y-codemirror.next draws.
+ * `colorKey` is what the history calls this person (the actor): the name
+ * itself, or the user id when a token fixes the identity.
+ */
+export const announce = (awareness, name, colorKey = name) => {
+  const { color, colorLight } = colorFor(colorKey)
   awareness.setLocalStateField('user', { name, color, colorLight })
 }
 
@@ -126,7 +129,10 @@ export const bindPeopleList = (awareness, listEl, countEl) => {
     const people = []
     for (const [clientId, state] of awareness.getStates()) {
       if (!state || !state.user || !state.user.name) continue
-      people.push({ clientId, name: cleanName(state.user.name), self: clientId === awareness.clientID })
+      const color = typeof state.user.color === 'string' && /^#[0-9a-f]{6}$/i.test(state.user.color)
+        ? state.user.color
+        : undefined
+      people.push({ clientId, name: cleanName(state.user.name), color, self: clientId === awareness.clientID })
     }
     people.sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name))
     replaceChildren(listEl, ...people.map((person) =>
@@ -135,7 +141,7 @@ export const bindPeopleList = (awareness, listEl, countEl) => {
         dataset: { clientId: String(person.clientId), name: person.name },
         attrs: { 'data-testid': 'person' }
       }, [
-        avatar(person.name, { size: 'sm' }),
+        avatar(person.name, { size: 'sm', color: person.color }),
         h('span', { class: 'person-name', text: person.name }),
         person.self ? h('span', { class: 'person-you', text: '(you)' }) : null
       ])
@@ -164,8 +170,22 @@ export const actorName = (actor) => {
 /**
  * The "your name" field: shows the remembered name and calls `onChange`
  * with a cleaned, saved name when the person commits an edit (Enter or blur).
+ * With `identity` (from an access token) the name is fixed and only shown.
  */
-export const nameField = (onChange) => {
+export const nameField = (onChange, identity = null) => {
+  if (identity) {
+    return h('label', { class: 'name-field', title: 'Your name comes from your access token' }, [
+      h('span', { class: 'name-swatch', style: `background-color: ${colorFor(identity.userId).color}`, attrs: { 'aria-hidden': 'true' } }),
+      h('span', { class: 'visually-hidden', text: 'Your name' }),
+      h('input', {
+        class: 'name-input',
+        type: 'text',
+        value: identity.name,
+        readOnly: true,
+        attrs: { 'data-testid': 'name-input', 'aria-label': 'Your name (from your access token)' }
+      })
+    ])
+  }
   const input = h('input', {
     class: 'name-input',
     type: 'text',

@@ -14,6 +14,7 @@ import { ObservableV2 } from 'lib0/observable'
 
 export const MESSAGE_ACK = 100
 const MESSAGE_SYNC = 0
+const MESSAGE_AUTH = 2
 const SYNC_STEP_2 = 1
 const SYNC_UPDATE = 2
 
@@ -56,14 +57,15 @@ const asBytes = (data) => {
  * One document's live state.
  *
  * Events: `connection` (state: 'connecting'|'connected'|'reconnecting'|'offline'),
- * `save` (state: 'saved'|'saving'|'unsaved'|'offline'), `head` (seq),
- * `closed` ({code, message}) when the server refuses us for good.
+ * `save` (state: 'saved'|'saving'|'unsaved'|'offline'|'readonly'), `head` (seq),
+ * `closed` ({code, message}) when the server refuses us for good,
+ * `readonly` (reason) when the server says this connection may only read.
  */
 export class DocumentSync extends ObservableV2 {
   /**
-   * @param {{docId: string, name: string, token?: string|null, serverUrl?: string}} opts
+   * @param {{docId: string, name: string, token?: string|null, serverUrl?: string, readOnly?: boolean}} opts
    */
-  constructor ({ docId, name, token = null, serverUrl = defaultServerUrl() }) {
+  constructor ({ docId, name, token = null, serverUrl = defaultServerUrl(), readOnly = false }) {
     super()
     this.docId = docId
     this.doc = new Y.Doc()
@@ -93,8 +95,11 @@ export class DocumentSync extends ObservableV2 {
     this.closedForGood = null
     this.connectionState = 'connecting'
     this.saveState = 'saved'
+    /** A reader's writes are never acknowledged: there is nothing to save. */
+    this.readOnly = readOnly
 
     this.provider.messageHandlers[MESSAGE_ACK] = (_encoder, decoder) => this._onAck(decoder)
+    this.provider.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder) => this._onAuth(decoder)
     this.provider.on('status', ({ status }) => this._onStatus(status))
     this.provider.on('closed', (event) => this._onClosed(event))
     this.doc.on('update', (_update, origin) => this._onDocUpdate(origin))
@@ -193,6 +198,18 @@ export class DocumentSync extends ObservableV2 {
     this._refresh()
   }
 
+  /** Auth message: only "permission denied" exists; the server will not take our writes. */
+  _onAuth (decoder) {
+    const kind = decoding.readVarUint(decoder)
+    const reason = decoding.hasContent(decoder) ? decoding.readVarString(decoder) : ''
+    if (kind !== 0) return
+    if (!this.readOnly) {
+      this.readOnly = true
+      this.emit('readonly', [reason || 'read-only access to this document'])
+    }
+    this._refresh()
+  }
+
   _onClosed (event) {
     this.closedForGood = { code: event.code, message: closeReason(event) }
     this.emit('closed', [this.closedForGood])
@@ -206,7 +223,9 @@ export class DocumentSync extends ObservableV2 {
     else connection = this.everConnected ? 'reconnecting' : 'connecting'
 
     let save
-    if (connection === 'connected') {
+    if (this.readOnly) {
+      save = 'readonly'
+    } else if (connection === 'connected') {
       save = this.pendingOffline || this.acked < this.sent ? 'saving' : 'saved'
     } else {
       save = this.pendingOffline ? 'unsaved' : 'offline'
