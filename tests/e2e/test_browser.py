@@ -65,6 +65,24 @@ def web(client_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield server
 
 
+SECRET = "browser-test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def secured(client_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with access control on: every page needs ?token=."""
+    folder = tmp_path_factory.mktemp("browser-secured-db")
+    env = {"PALIMPSEST_CLIENT_DIST": str(client_dist), "PALIMPSEST_SECRET": SECRET}
+    with ServerProcess(new_sqlite_url(folder), env=env) as server:
+        yield server
+
+
+def token(user: str, name: str, role: str) -> str:
+    from server.tokens import mint
+
+    return mint(SECRET, user, {"*": role}, 600, display_name=name)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -442,3 +460,43 @@ def test_screenshots_of_the_editor_and_the_history(
     expect(grace.page.locator(".chg-ins")).not_to_have_count(0)
     grace.page.evaluate(clear_toasts)
     grace.page.screenshot(path=str(SCREENSHOTS / "history.png"))
+
+
+def test_a_reader_sees_live_edits_but_cannot_change_the_document(
+    secured: ServerProcess, browser: Any, people: list[Person]
+) -> None:
+    admin, writer, reader = (token("ada", "Ada Lovelace", "admin"),
+                             token("grace", "Grace Hopper", "write"),
+                             token("linus", "Linus Reader", "read"))
+    response = httpx.post(f"{secured.http_url}/api/documents", json={"title": "Secured"},
+                          headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    response.raise_for_status()
+    doc_url = f"{secured.http_url}/d/{response.json()['id']}"
+    grace = Person(browser, "ignored: the token names her")
+    linus = Person(browser, "ignored too")
+    people.extend([grace, linus])
+    grace.open(f"{doc_url}?token={writer}")
+    linus.open(f"{doc_url}?token={reader}")
+    expect(grace.page.get_by_test_id("name-input")).to_have_value("Grace Hopper")
+    expect(linus.page.get_by_test_id("save-status")).to_have_attribute("data-state", "readonly")
+
+    grace.click_end()
+    grace.insert("Written by a writer.")
+    grace.wait_saved()
+    linus.wait_exact("Written by a writer.")
+    expect(linus.page.get_by_test_id("people-list")).to_contain_text("Grace Hopper")
+
+    # The reader's keystrokes go nowhere, locally or on the server.
+    linus.click_end()
+    linus.page.keyboard.type("vandalism")
+    grace.click_end()
+    grace.insert(" More.")
+    linus.wait_exact("Written by a writer. More.")
+    assert "vandalism" not in grace.text()
+
+    # Restoring is for admins: the writer sees the button, disabled, and why.
+    grace.page.get_by_test_id("history-toggle").click()
+    grace.page.get_by_test_id("revision-item").last.click()
+    expect(grace.page.get_by_test_id("history-view")).to_be_visible()
+    expect(grace.page.get_by_test_id("restore-button")).to_be_disabled()
+    expect(grace.page.get_by_test_id("history-panel")).to_contain_text("Only an admin")
