@@ -25,6 +25,9 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "client_web" / "dist"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The committed screenshots change only when asked; otherwise each run writes *.tmp.png beside
+# them (ignored by git), so running the tests leaves the work tree clean.
+SCREENSHOT_SUFFIX = "" if os.environ.get("PALIMPSEST_UPDATE_SCREENSHOTS") == "1" else ".tmp"
 CHROMIUM = os.environ.get("PALIMPSEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -402,7 +405,8 @@ Every change is read by a second person before it ships.
 def test_screenshots_of_the_editor_and_the_history(
     web: ServerProcess, browser: Any, people: list[Person]
 ) -> None:
-    """Writes docs/screenshots/editor.png and history.png from a real session."""
+    """Writes docs/screenshots/editor.png and history.png from a real session (with
+    PALIMPSEST_UPDATE_SCREENSHOTS=1; otherwise *.tmp.png)."""
     doc_url = f"{web.http_url}/d/{new_document(web, 'Team handbook')}"
     ada = Person(browser, "Ada Lovelace")
     grace = Person(browser, "Grace Hopper")
@@ -448,7 +452,7 @@ def test_screenshots_of_the_editor_and_the_history(
     clear_toasts = "() => document.getElementById('toasts').replaceChildren()"
     grace.page.evaluate(clear_toasts)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    grace.page.screenshot(path=str(SCREENSHOTS / "editor.png"))
+    grace.page.screenshot(path=str(SCREENSHOTS / f"editor{SCREENSHOT_SUFFIX}.png"))
 
     # History is the read side: let it catch up with Ada's last acknowledged edit first.
     server_text(web, doc_url.rsplit("/", 1)[1], ada.acked_seq())
@@ -459,7 +463,7 @@ def test_screenshots_of_the_editor_and_the_history(
     expect(grace.page.locator(".chg-del")).not_to_have_count(0)
     expect(grace.page.locator(".chg-ins")).not_to_have_count(0)
     grace.page.evaluate(clear_toasts)
-    grace.page.screenshot(path=str(SCREENSHOTS / "history.png"))
+    grace.page.screenshot(path=str(SCREENSHOTS / f"history{SCREENSHOT_SUFFIX}.png"))
 
 
 def test_a_reader_sees_live_edits_but_cannot_change_the_document(
