@@ -45,12 +45,16 @@ PROJECTOR_ROLES = {"all", "projector"}  # the projector task
 
 
 def make_bus(settings: Settings, node_id: str) -> Bus:
+    bus: Bus = LocalBus(node_id)
     if settings.redis_url:
-        from server.realtime.redis_bus import RedisBus  # type: ignore[import-not-found,unused-ignore]
+        from server.realtime.redis_bus import RedisBus
 
-        bus: Bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
-        return bus
-    return LocalBus(node_id)
+        bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
+    if settings.test_bus_faults:
+        from server.realtime.bus_faults import Faults, FaultyBus
+
+        bus = FaultyBus(bus, Faults.parse(settings.test_bus_faults))
+    return bus
 
 
 async def healthz(request: Request) -> Response:
@@ -77,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics: Metrics = app.state.metrics
         store = CountingEventStore(db, metrics)
         rooms = RoomManager(store, bus, settings)
+        rooms.start()
         sessions = Sessions(settings.limits, bus)
         app.state.sessions = sessions
         app.state.revocations = sessions.revocations

@@ -41,6 +41,8 @@ class Settings:
     database_url: str = field(default_factory=default_database_url)
     redis_url: str | None = None
     redis_prefix: str = "palimpsest"
+    room_sweep_seconds: float = 2.0  # how often open rooms compare their seq with the log
+    test_bus_faults: str | None = None  # a test seam only: see server/realtime/bus_faults.py
     secret: str | None = None
     allow_public: bool = False
     allowed_origins: tuple[str, ...] = ()
@@ -78,6 +80,8 @@ class Settings:
             database_url=env.get("DATABASE_URL") or default_database_url(),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PALIMPSEST_REDIS_PREFIX", "palimpsest"),
+            room_sweep_seconds=_float(env, "PALIMPSEST_ROOM_SWEEP_SECONDS", 2.0),
+            test_bus_faults=env.get("PALIMPSEST_TEST_BUS_FAULTS") or None,
             secret=env.get("PALIMPSEST_SECRET") or None,
             allow_public=env.get("PALIMPSEST_ALLOW_PUBLIC", "") in ("1", "true", "yes"),
             allowed_origins=origins,

@@ -27,6 +27,9 @@ from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecor
 from storage.schema import documents, events, snapshots
 
 READ_BATCH = 2000
+# What "the database is unreachable" looks like: asyncpg's connect errors (connection refused
+# while Postgres restarts) reach us as plain OSError, unwrapped by SQLAlchemy.
+_UNAVAILABLE = (OperationalError, DBAPIError, OSError)
 
 _PG_APPEND = """
 WITH head AS (
@@ -73,7 +76,7 @@ class EventStore:
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(stmt)
-        except (OperationalError, DBAPIError) as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailable(str(exc)) from exc
         return bool(result.rowcount)
 
@@ -84,7 +87,7 @@ class EventStore:
         try:
             async with self.db.write() as conn:
                 return await self.append_in(conn, doc_id, new)
-        except (OperationalError, DBAPIError) as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     async def append_in(
@@ -174,7 +177,7 @@ class EventStore:
             try:
                 async with self.db.read() as conn:
                     rows = (await conn.execute(query)).all()
-            except (OperationalError, DBAPIError) as exc:
+            except _UNAVAILABLE as exc:
                 raise StorageUnavailable(str(exc)) from exc
             for row in rows:
                 yield _event(row)
@@ -199,6 +202,21 @@ class EventStore:
         if doc is None:
             raise DocumentNotFound(doc_id)
         return doc.head_seq
+
+    async def head_seqs(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The head_seq of each of `doc_ids` that exists, in one query per 500 ids."""
+        heads: dict[str, int] = {}
+        for start in range(0, len(doc_ids), 500):
+            query = select(documents.c.id, documents.c.head_seq).where(
+                documents.c.id.in_(doc_ids[start : start + 500])
+            )
+            try:
+                async with self.db.read() as conn:
+                    rows = (await conn.execute(query)).all()
+            except _UNAVAILABLE as exc:
+                raise StorageUnavailable(str(exc)) from exc
+            heads.update((r.id, r.head_seq) for r in rows)
+        return heads
 
     async def document_ids(self) -> list[str]:
         async with self.db.read() as conn:
@@ -225,7 +243,7 @@ class EventStore:
         try:
             async with self.db.write() as conn:
                 await conn.execute(stmt)
-        except (OperationalError, DBAPIError) as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     async def snapshot_at_or_before(
@@ -236,8 +254,11 @@ class EventStore:
         if seq is not None:
             query = query.where(snapshots.c.seq <= seq)
         query = query.order_by(snapshots.c.seq.desc()).limit(1)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        try:
+            async with self.db.read() as conn:
+                row = (await conn.execute(query)).first()
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(str(exc)) from exc
         if row is None:
             return None
         return SnapshotRecord(row.doc_id, row.seq, bytes(row.state), row.text, row.time)

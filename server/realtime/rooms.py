@@ -67,7 +67,30 @@ class RoomManager:
         self._rooms: dict[str, OpenRoom] = {}
         self._loading: dict[str, asyncio.Future[OpenRoom]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         bus.on_reconnect(self.catch_up_all)
+
+    def start(self) -> None:
+        if self.settings.room_sweep_seconds > 0:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweep")
+
+    async def _sweep_forever(self) -> None:
+        # A bus hint can be lost for good (a node killed between its commit and its publish,
+        # a message dropped with no later one behind it): now and then, every open room
+        # compares its seq with the log's head, in one query for all of them.
+        while True:
+            await asyncio.sleep(self.settings.room_sweep_seconds)
+            if not self._rooms:
+                continue
+            try:
+                heads = await self.store.head_seqs(list(self._rooms))
+            except StorageError as exc:
+                log.debug("room sweep skipped: %s", exc)
+                continue
+            for doc_id, head in heads.items():
+                opened = self._rooms.get(doc_id)
+                if opened is not None and head > opened.room.applied_seq:
+                    opened.writer.submit(CatchUp(head))
 
     def get(self, doc_id: str) -> OpenRoom | None:
         return self._rooms.get(doc_id)
@@ -168,6 +191,10 @@ class RoomManager:
             opened.writer.submit(CatchUp())
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for opened in list(self._rooms.values()):
             if opened.unload_task is not None:
                 opened.unload_task.cancel()

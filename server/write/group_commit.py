@@ -125,13 +125,14 @@ class RoomWriter:
                 new = [NewEvent(c.kind, c.update, c.actor, now, c.meta) for c in accepted]
                 try:
                     records = await self.store.append(room.doc_id, new)
+                    # Another node may have appended since our last event: read those in too.
+                    missed = await self._read_missed(records[0].seq - 1)
                 except StorageError as exc:
-                    # The doc now holds changes the log does not: it must be rebuilt.
-                    log.warning("append to %s failed: %s", room.doc_id, exc)
+                    # The doc now holds changes the log does not (or lacks events before
+                    # ours): it must be rebuilt. Resends after the reconnect are no-ops.
+                    log.warning("commit to %s failed: %s", room.doc_id, exc)
                     self._poison(accepted, Unavailable("storage unavailable; reconnect and resend"))
                     return
-                # Another node may have appended since our last event: read those in too.
-                missed = await self._read_missed(records[0].seq - 1)
                 room.applied_seq = records[-1].seq
             else:
                 missed = []

@@ -38,7 +38,9 @@ def start_nodes(redis_prefix: str) -> Iterator[StartNodes]:
               env: dict[str, str] | None = None) -> list[ServerProcess]:
         nodes = [
             ServerProcess(database_url, redis_url=redis_url,
-                          env={"PALIMPSEST_REDIS_PREFIX": redis_prefix, **(env or {})})
+                          env={"PALIMPSEST_REDIS_PREFIX": redis_prefix,
+                               # No sweep unless a test asks: what converges, the bus carried.
+                               "PALIMPSEST_ROOM_SWEEP_SECONDS": "0", **(env or {})})
             for _ in range(n)
         ]
         started.extend(nodes)

@@ -69,10 +69,11 @@ async def test_two_nodes_appending_to_one_document_keep_its_seq_gap_free(
             await client.close()
 
 
-async def test_an_edit_and_a_presence_on_one_node_reach_an_idle_client_on_another(
+async def test_an_edit_on_one_node_reaches_an_idle_client_on_another_through_the_bus(
     two_nodes: list[ServerProcess],
 ) -> None:
-    # The idle client never writes, so only the bus can bring it the edit.
+    # The idle client never writes, and the room sweep is off (see conftest): only the bus
+    # can bring it the edit.
     async with YClient(two_nodes[0].ws_url, "quiet") as writer, \
             YClient(two_nodes[1].ws_url, "quiet") as reader:
         writer.insert(0, "across")
