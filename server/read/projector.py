@@ -57,6 +57,7 @@ class Projector:
         self.owner = uuid.uuid4().hex
         self.lag = 0
         self._cache: OrderedDict[str, DocumentProjection] = OrderedDict()
+        self._leases: dict[str, float] = {}  # doc_id -> when our lease runs out
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Progress] = []
@@ -78,6 +79,7 @@ class Projector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._leases.clear()
         with contextlib.suppress(StorageError):
             await self.read_model.release(self.owner)
 
@@ -111,24 +113,47 @@ class Projector:
     ) -> None:
         """Project `doc_id` up to `head` if its lease can be had; otherwise leave it."""
         while True:
-            checkpoint = await self.read_model.claim(
-                doc_id, self.owner, time.time(), self.lease_seconds
-            )
-            if checkpoint is None or checkpoint >= head:
+            checkpoint = self._held(doc_id)
+            if checkpoint is None:
+                now = time.time()
+                checkpoint = await self.read_model.claim(
+                    doc_id, self.owner, now, self.lease_seconds
+                )
+                if checkpoint is None:
+                    self._leases.pop(doc_id, None)
+                    return
+                self._leases[doc_id] = now + self.lease_seconds
+            if checkpoint >= head:
                 return
+            started = time.time()
             try:
                 saved = await self._project_batch(doc_id, checkpoint, head)
             except LeaseLost:
-                self._cache.pop(doc_id, None)  # another projector has it now
+                self._forget(doc_id)  # another projector has it now
                 return
             except StorageError:
-                self._cache.pop(doc_id, None)  # memory may be ahead of the database
+                self._forget(doc_id)  # memory may be ahead of the database
                 raise
+            if saved > checkpoint:
+                self._leases[doc_id] = started + self.lease_seconds  # the save renewed it
             self.lag = max(0, self.lag - (saved - checkpoint))
             if progress is not None:
                 progress(saved - checkpoint)
             for listener in self._listeners:
                 listener(doc_id, saved)
+
+    def _held(self, doc_id: str) -> int | None:
+        """The checkpoint of a document whose lease we hold with time to spare and whose
+        projection is in memory: no need to ask the database (one write less per pass)."""
+        until = self._leases.get(doc_id)
+        cached = self._cache.get(doc_id)
+        if until is None or cached is None or until - time.time() < self.lease_seconds / 2:
+            return None
+        return cached.seq
+
+    def _forget(self, doc_id: str) -> None:
+        self._cache.pop(doc_id, None)
+        self._leases.pop(doc_id, None)
 
     async def _project_batch(self, doc_id: str, checkpoint: int, head: int) -> int:
         projection = await self._projection(doc_id, checkpoint)
@@ -139,7 +164,7 @@ class Projector:
             for event in events:
                 projection.apply(event, batch)
         except BaseException:
-            self._cache.pop(doc_id, None)
+            self._forget(doc_id)
             raise
         batch.to_seq = projection.seq
         batch.view = projection.view_row()
