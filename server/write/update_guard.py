@@ -39,201 +39,193 @@ class _Bad(Exception):
     pass
 
 
-class _Scanner:
-    __slots__ = ("data", "end", "pos")
+# Every reader takes (data, pos) and returns the new pos (and a value): locals and plain
+# functions, because this runs on every typed character.
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-        self.end = len(data)
 
-    def uint(self) -> int:
-        data, pos = self.data, self.pos
-        if pos >= self.end:
+def _uint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    end = len(data)
+    while True:
+        if pos >= end:
             raise _Bad("truncated")
         byte = data[pos]
-        if byte < 0x80:  # the common case: one byte
-            self.pos = pos + 1
-            return byte
-        value, shift = 0, 0
-        while True:
-            if pos >= self.end:
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise _Bad("variable-length integer too long")
+
+
+def _skip_uint(data: bytes, pos: int) -> int:
+    end = len(data)
+    while True:
+        if pos >= end:
+            raise _Bad("truncated")
+        if data[pos] < 0x80:
+            return pos + 1
+        pos += 1
+
+
+def _skip_bytes(data: bytes, pos: int) -> tuple[int, int]:
+    """Skip a varUint8Array / varString; returns (its length, pos)."""
+    n, pos = _uint(data, pos)
+    pos += n
+    if pos > len(data):
+        raise _Bad("truncated")
+    return n, pos
+
+
+def _count(data: bytes, pos: int, per_item: int = 1) -> tuple[int, int]:
+    """A declared number of items, each at least `per_item` bytes: it must fit what is left."""
+    n, pos = _uint(data, pos)
+    if n * per_item > len(data) - pos:
+        raise _Bad(f"declares {n} items but only {len(data) - pos} bytes follow")
+    return n, pos
+
+
+def _fixed(data: bytes, pos: int, n: int) -> int:
+    pos += n
+    if pos > len(data):
+        raise _Bad("truncated")
+    return pos
+
+
+def _any(data: bytes, pos: int, depth: int) -> int:
+    if depth > MAX_DEPTH:
+        raise _Bad(f"value nested deeper than {MAX_DEPTH}")
+    if pos >= len(data):
+        raise _Bad("truncated")
+    tag = data[pos]
+    pos += 1
+    if tag in (127, 126, 121, 120):  # undefined, null, false, true
+        return pos
+    if tag == 125:  # varInt: the same continuation bit as a varUint
+        return _skip_uint(data, pos)
+    if tag == 124:  # float32
+        return _fixed(data, pos, 4)
+    if tag in (123, 122):  # float64, bigint64
+        return _fixed(data, pos, 8)
+    if tag in (119, 116):  # string, bytes
+        return _skip_bytes(data, pos)[1]
+    if tag == 118:  # object: n x (key, value)
+        n, pos = _count(data, pos, 2)
+        for _ in range(n):
+            pos = _skip_bytes(data, pos)[1]
+            pos = _any(data, pos, depth + 1)
+        return pos
+    if tag == 117:  # array
+        n, pos = _count(data, pos)
+        for _ in range(n):
+            pos = _any(data, pos, depth + 1)
+        return pos
+    raise _Bad(f"unknown value type {tag}")
+
+
+def _content(data: bytes, pos: int, ref: int) -> tuple[int, int]:
+    """Skip an item's content (other than a string); returns (its clock length, pos)."""
+    if ref == DELETED:
+        return _uint(data, pos)
+    if ref == JSON:
+        n, pos = _count(data, pos)
+        for _ in range(n):
+            pos = _skip_bytes(data, pos)[1]
+        return n, pos
+    if ref == ANY:
+        n, pos = _count(data, pos)
+        for _ in range(n):
+            pos = _any(data, pos, 1)
+        return n, pos
+    if ref in (BINARY, EMBED):
+        pos = _skip_bytes(data, pos)[1]
+    elif ref == FORMAT:
+        pos = _skip_bytes(data, _skip_bytes(data, pos)[1])[1]
+    elif ref == TYPE:
+        type_ref, pos = _uint(data, pos)
+        if type_ref in (XML_ELEMENT, XML_HOOK):
+            pos = _skip_bytes(data, pos)[1]
+    elif ref == DOC:
+        pos = _any(data, _skip_bytes(data, pos)[1], 1)
+    else:
+        raise _Bad(f"unknown content type {ref}")
+    return 1, pos
+
+
+def _structs(data: bytes) -> int:
+    end = len(data)
+    groups, pos = _count(data, 0, 3)
+    for _ in range(groups):
+        n, pos = _count(data, pos)
+        pos = _skip_uint(data, pos)  # client
+        clock, pos = _uint(data, pos)
+        for _ in range(n):
+            if pos >= end:
                 raise _Bad("truncated")
-            byte = data[pos]
+            info = data[pos]
             pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                return value
-            shift += 7
-            if shift > 63:
-                raise _Bad("variable-length integer too long")
-
-    def count(self, per_item: int = 1) -> int:
-        """A declared number of items, each at least `per_item` bytes: must fit what is left."""
-        n = self.uint()
-        if n * per_item > self.end - self.pos:
-            raise _Bad(f"declares {n} items but only {self.end - self.pos} bytes follow")
-        return n
-
-    def skip_bytes(self) -> int:
-        n = self.uint()
-        pos = self.pos + n
-        if pos > self.end:
-            raise _Bad("truncated")
-        self.pos = pos
-        return n
-
-    def skip_signed(self) -> None:
-        data = self.data
-        while True:
-            if self.pos >= self.end:
-                raise _Bad("truncated")
-            byte = data[self.pos]
-            self.pos += 1
-            if byte < 0x80:
-                return
-
-    def fixed(self, n: int) -> None:
-        if self.pos + n > self.end:
-            raise _Bad("truncated")
-        self.pos += n
-
-    def any(self, depth: int) -> None:
-        if depth > MAX_DEPTH:
-            raise _Bad(f"value nested deeper than {MAX_DEPTH}")
-        if self.pos >= self.end:
-            raise _Bad("truncated")
-        tag = self.data[self.pos]
-        self.pos += 1
-        if tag in (127, 126, 121, 120):  # undefined, null, false, true
-            return
-        if tag == 125:  # varInt
-            self.skip_signed()
-        elif tag == 124:  # float32
-            self.fixed(4)
-        elif tag in (123, 122):  # float64, bigint64
-            self.fixed(8)
-        elif tag in (119, 116):  # string, bytes
-            self.skip_bytes()
-        elif tag == 118:  # object: n x (key, value)
-            for _ in range(self.count(2)):
-                self.skip_bytes()
-                self.any(depth + 1)
-        elif tag == 117:  # array
-            for _ in range(self.count()):
-                self.any(depth + 1)
-        else:
-            raise _Bad(f"unknown value type {tag}")
-
-    def content_length(self, ref: int) -> int:
-        """Skip an item's content; its length in clock units (an upper bound for strings)."""
-        if ref == DELETED:
-            return self.uint()
-        if ref == STRING:
-            return self.skip_bytes()  # UTF-8 bytes >= UTF-16 units, the clock length
-        if ref == JSON:
-            n = self.count()
-            for _ in range(n):
-                self.skip_bytes()
-            return n
-        if ref == ANY:
-            n = self.count()
-            for _ in range(n):
-                self.any(1)
-            return n
-        if ref in (BINARY, EMBED):
-            self.skip_bytes()
-        elif ref == FORMAT:
-            self.skip_bytes()
-            self.skip_bytes()
-        elif ref == TYPE:
-            if self.uint() in (XML_ELEMENT, XML_HOOK):
-                self.skip_bytes()
-        elif ref == DOC:
-            self.skip_bytes()
-            self.any(1)
-        else:
-            raise _Bad(f"unknown content type {ref}")
-        return 1
-
-    def structs(self) -> None:
-        # The hot path: every typed character passes here. Locals instead of attributes, and
-        # the content ref most edits carry (a string) handled inline.
-        data, end = self.data, self.end
-        uint, skip_bytes = self.uint, self.skip_bytes
-        for _ in range(self.count(3)):
-            n = self.count()
-            uint()  # client
-            clock = uint()
-            for _ in range(n):
-                pos = self.pos
-                if pos >= end:
-                    raise _Bad("truncated")
-                info = data[pos]
-                self.pos = pos + 1
-                ref = info & 0x1F
-                if ref == GC or ref == SKIP:
-                    length = uint()
-                else:
-                    if info & 0x80:  # origin
-                        uint()
-                        uint()
-                    if info & 0x40:  # right origin
-                        uint()
-                        uint()
-                    if not info & 0xC0:  # no origins: the parent is spelled out
-                        if uint() == 1:
-                            skip_bytes()  # a root type's name
-                        else:
-                            uint()
-                            uint()
-                        if info & 0x20:
-                            skip_bytes()  # parent sub (a map key)
-                    if ref == STRING:
-                        length = skip_bytes()  # UTF-8 bytes >= UTF-16 units, the clock length
+            ref = info & 0x1F
+            if ref == GC or ref == SKIP:
+                length, pos = _uint(data, pos)
+            else:
+                if info & 0x80:  # origin (client, clock)
+                    pos = _skip_uint(data, _skip_uint(data, pos))
+                if info & 0x40:  # right origin
+                    pos = _skip_uint(data, _skip_uint(data, pos))
+                if not info & 0xC0:  # no origins: the parent is spelled out
+                    parent_info, pos = _uint(data, pos)
+                    if parent_info == 1:
+                        pos = _skip_bytes(data, pos)[1]  # a root type's name
                     else:
-                        length = self.content_length(ref)
-                clock += length
-                if clock > MAX_CLOCK:
-                    raise _Bad(f"clock passes {MAX_CLOCK}")
+                        pos = _skip_uint(data, _skip_uint(data, pos))
+                    if info & 0x20:
+                        pos = _skip_bytes(data, pos)[1]  # parent sub (a map key)
+                if ref == STRING:  # most edits: UTF-8 bytes >= UTF-16 units, the clock length
+                    length, pos = _skip_bytes(data, pos)
+                else:
+                    length, pos = _content(data, pos, ref)
+            clock += length
+            if clock > MAX_CLOCK:
+                raise _Bad(f"clock passes {MAX_CLOCK}")
+    return pos
 
-    def delete_set(self, keep: DeleteSet | None) -> None:
-        for _ in range(self.count(2)):
-            client = self.uint()
-            ranges: list[tuple[int, int]] | None = [] if keep is not None else None
-            for _ in range(self.count(2)):
-                clock = self.uint()
-                length = self.uint()
-                if clock + length > MAX_CLOCK + 1:
-                    raise _Bad(f"deleted range passes clock {MAX_CLOCK}")
-                if ranges is not None:
-                    ranges.append((clock, length))
-            if keep is not None and ranges:
-                keep.setdefault(client, []).extend(ranges)
+
+def _delete_set(data: bytes, pos: int, keep: DeleteSet | None) -> int:
+    clients, pos = _count(data, pos, 2)
+    for _ in range(clients):
+        client, pos = _uint(data, pos)
+        n, pos = _count(data, pos, 2)
+        ranges: list[tuple[int, int]] = []
+        for _ in range(n):
+            clock, pos = _uint(data, pos)
+            length, pos = _uint(data, pos)
+            if clock + length > MAX_CLOCK + 1:
+                raise _Bad(f"deleted range passes clock {MAX_CLOCK}")
+            if keep is not None:
+                ranges.append((clock, length))
+        if ranges and keep is not None:
+            keep.setdefault(client, []).extend(ranges)
+    return pos
 
 
 def scan(update: bytes) -> None:
     """Raise InvalidUpdate unless the update's declared structure fits its bytes and bounds."""
-    scanner = _Scanner(update)
     try:
-        scanner.structs()
-        scanner.delete_set(None)
+        pos = _delete_set(update, _structs(update), None)
     except _Bad as exc:
         raise InvalidUpdate(f"malformed Yjs update: {exc}") from None
     except RecursionError:
         raise InvalidUpdate("malformed Yjs update: nested too deep") from None
-    if scanner.pos != scanner.end:
+    if pos != len(update):
         raise InvalidUpdate("malformed Yjs update: bytes left over after the delete set")
 
 
 def delete_set(update: bytes) -> DeleteSet:
     """The delete set of an update (which scan() has passed): client -> [(clock, length)]."""
-    scanner = _Scanner(update)
+    ranges: DeleteSet = {}
     try:
-        scanner.structs()
-        ranges: DeleteSet = {}
-        scanner.delete_set(ranges)
+        _delete_set(update, _structs(update), ranges)
     except (_Bad, RecursionError) as exc:
         raise InvalidUpdate(f"malformed Yjs update: {exc}") from None
     return ranges
