@@ -21,6 +21,7 @@ from server.realtime import protocol
 from server.realtime.bus import EVENT, Bus, BusMessage
 from server.realtime.room import Room
 from server.write.commands import ApplyUpdate, CatchUp
+from server.write.update_guard import reencodes
 from storage.errors import StorageError
 from storage.event_store import EventStore
 from storage.records import EventRecord, NewEvent
@@ -108,6 +109,7 @@ class RoomWriter:
         no_ops: list[ApplyUpdate] = []
         records: list[EventRecord] = []
         async with room.lock:
+            state_before = room.doc.get_state()
             for command in commands:
                 if self.poisoned:
                     _fail(command, Unavailable("document is reloading; reconnect and resend"))
@@ -120,6 +122,11 @@ class RoomWriter:
                     _fail(command, exc)
                     continue
                 (accepted if changed else no_ops).append(command)
+            if accepted and not reencodes(room.doc, state_before):
+                # Applied, yet the doc can no longer encode what it holds (a yrs fault): store
+                # nothing, rebuild the doc from the log.
+                self._poison(accepted, InvalidUpdate("update cannot be re-encoded"))
+                return
             if accepted:
                 now = time.time()
                 new = [NewEvent(c.kind, c.update, c.actor, now, c.meta) for c in accepted]

@@ -23,6 +23,10 @@ It checks shape, not meaning: pycrdt still decodes what passes.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pycrdt import Doc
+
 from server.errors import InvalidUpdate
 
 MAX_CLOCK = 2**32 - 1  # yrs stores clocks as u32
@@ -229,3 +233,18 @@ def delete_set(update: bytes) -> DeleteSet:
     except (_Bad, RecursionError) as exc:
         raise InvalidUpdate(f"malformed Yjs update: {exc}") from None
     return ranges
+
+
+def reencodes(doc: Doc[Any], state_before: bytes) -> bool:
+    """Can `doc` still encode what was applied since `state_before` (its state vector then)?
+
+    Encodes only the new structs (plus the delete set), so it costs O(batch + delete set),
+    not O(document).
+    """
+    try:
+        doc.get_update(state_before)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:  # a yrs panic surfaces as a BaseException
+        return False
+    return True

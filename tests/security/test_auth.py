@@ -229,3 +229,30 @@ def test_open_server_refuses_a_public_address() -> None:
     )
     assert done.returncode == 2
     assert "PALIMPSEST_SECRET" in done.stderr
+
+
+async def test_api_needs_a_bearer_token_with_the_right_role(
+    secure_server: ServerProcess,
+) -> None:
+    doc = "api-1"
+    base = f"{secure_server.http_url}/api/documents"
+
+    def bearer(t: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {t}"}
+
+    writer = token("w", {"api-*": "write"})
+    reader = token("r", {doc: "read"})
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(base, json={"id": doc, "title": "t"}, headers=bearer(writer))
+        assert created.status_code == 201, created.text
+        for headers, status in [({}, 401), (bearer("junk"), 401),
+                                (bearer(token("x", {"other": "admin"})), 403),
+                                (bearer(reader), 200)]:
+            answer = await http.get(f"{base}/{doc}", headers=headers)
+            assert answer.status_code == status, answer.text
+            if status != 200:
+                assert set(answer.json()["error"]) == {"code", "message"}
+        renamed = await http.patch(f"{base}/{doc}", json={"title": "u"}, headers=bearer(reader))
+        assert renamed.status_code == 403
+        listed = await http.get(base, headers=bearer(reader))
+        assert [item["id"] for item in listed.json()["items"]] == [doc]
