@@ -34,10 +34,12 @@ def would_change(doc: Doc[Any], update: bytes) -> bool:
     return not _covers(delete_set(doc.get_update()), wanted)
 
 
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping (start, end) intervals."""
+def merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping, non-empty (start, end) intervals."""
     out: list[tuple[int, int]] = []
     for clock, length in sorted(ranges):
+        if length <= 0:
+            continue
         end = clock + length
         if out and clock <= out[-1][1]:
             if end > out[-1][1]:
@@ -49,11 +51,9 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _covers(have: DeleteSet, wanted: DeleteSet) -> bool:
     for client, ranges in wanted.items():
-        held = _merged(have.get(client, []))
+        held = merged(have.get(client, []))
         i = 0
-        for start, end in _merged(ranges):
-            if start == end:
-                continue
+        for start, end in merged(ranges):
             while i < len(held) and held[i][1] <= start:
                 i += 1
             if i == len(held) or held[i][0] > start or held[i][1] < end:

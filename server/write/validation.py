@@ -18,7 +18,7 @@ def validate_update(update: bytes, limits: Limits) -> None:
     if len(update) < 2:
         raise InvalidUpdate("update is too short to be a Yjs update")
     # The pre-scan first: some malformed updates crash the native decoder outright.
-    scan(update)
+    scan(update, limits.decode_ms / 1000)
     try:
         # Decoding the whole update (structs and delete set) is the check; a pycrdt panic
         # surfaces as a BaseException, so catch that too, but never swallow cancellation.
