@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,11 +76,45 @@ def _list_item(v: ViewRow) -> Json:
     }
 
 
+class TextCache:
+    """Recently read snapshot texts, by (doc_id, seq): a snapshot never changes, so a hit
+    saves the query that fetches the base text of a read at a past seq."""
+
+    def __init__(self, max_chars: int = 32_000_000) -> None:
+        self.max_chars = max_chars
+        self._texts: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._chars = 0
+
+    def get(self, key: tuple[str, int]) -> str | None:
+        text = self._texts.get(key)
+        if text is not None:
+            self._texts.move_to_end(key)
+        return text
+
+    def put(self, key: tuple[str, int], text: str) -> None:
+        if key in self._texts or len(text) > self.max_chars:
+            return
+        self._texts[key] = text
+        self._chars += len(text)
+        while self._chars > self.max_chars:
+            _, dropped = self._texts.popitem(last=False)
+            self._chars -= len(dropped)
+
+
 class Queries:
     def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness) -> None:
         self.store = store
         self.read_model = read_model
         self.freshness = freshness
+        self.snapshot_texts = TextCache()
+
+    async def _snapshot_text(self, doc_id: str, seq: int) -> str | None:
+        text = self.snapshot_texts.get((doc_id, seq))
+        if text is None:
+            text = await self.read_model.snapshot_text(doc_id, seq)
+            if text is not None:
+                self.snapshot_texts.put((doc_id, seq), text)
+        return text
 
     async def _head(self, doc_id: str) -> int:
         doc = await self.store.document(doc_id)
@@ -167,7 +202,7 @@ class Queries:
         if above is not None and above - seq < seq - below:
             base: tuple[int, str] | None
             if above == position.snapshot_above:
-                text = await self.read_model.snapshot_text(doc_id, above)
+                text = await self._snapshot_text(doc_id, above)
                 base = None if text is None else (above, text)
             else:
                 base = await self.read_model.view_text(doc_id)
@@ -178,7 +213,7 @@ class Queries:
                 return content.decode(errors="replace")
         start = ""
         if below > 0:
-            start = await self.read_model.snapshot_text(doc_id, below) or ""
+            start = await self._snapshot_text(doc_id, below) or ""
         content = bytearray(start.encode())
         for change in await self.read_model.changes(doc_id, below, seq):
             apply_ops(content, change.ops)
