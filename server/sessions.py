@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server.auth import Principal, Revocations
-from server.realtime.bus import Bus, BusMessage, Handler
+from server.realtime.bus import REVOKE, Bus, BusMessage, Handler
 from server.settings import Limits
 from server.write.limits import ConnectionCounts, ConnectionRate, DocumentSize
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REVOKE = "revoke"  # bus message kind: {"user": id, "at": unix time} for the message's doc_id
 EXPIRED = (4403, "token expired")
 REVOKED = (4403, "access revoked")
 
@@ -127,7 +126,7 @@ class Sessions:
         """Revoke on this node, then tell the others. Returns (closed here, revoked at)."""
         at = time.time()
         closed = self.revoke_here(doc_id, user_id, at)
-        payload = json.dumps({"user": user_id, "at": at}).encode()
+        payload = json.dumps({"user": user_id, "at": at}).encode()  # REVOKE's payload
         await self.bus.publish(BusMessage(doc_id, REVOKE, self.bus.node_id, 0, "", payload))
         return closed, at
 

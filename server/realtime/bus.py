@@ -16,12 +16,13 @@ log = logging.getLogger(__name__)
 
 EVENT = "event"
 AWARENESS = "awareness"
+REVOKE = "revoke"  # an admin revoked a user's access to the document (server.sessions)
 
 
 @dataclass(frozen=True, slots=True)
 class BusMessage:
     doc_id: str
-    kind: str  # EVENT or AWARENESS
+    kind: str  # EVENT, AWARENESS or REVOKE
     origin: str  # node id of the publisher, so a node can drop its own echo
     seq: int  # the event's seq (0 for awareness)
     event_kind: str  # the event's kind (update, restore, rename, ...); "" for awareness

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import struct
 
-from server.realtime.bus import AWARENESS, EVENT, BusMessage
+from server.realtime.bus import AWARENESS, EVENT, REVOKE, BusMessage
 
 VERSION = 1
 _HEADER = struct.Struct(">BBQ")
-_KINDS = {EVENT: 0, AWARENESS: 1}
+_KINDS = {EVENT: 0, AWARENESS: 1, REVOKE: 2}
 _KIND_NAMES = {code: name for name, code in _KINDS.items()}
 
 
