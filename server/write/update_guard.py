@@ -193,8 +193,10 @@ class _OverBudget(Exception):
     pass
 
 
-def _structs(data: bytes, budget: _Budget) -> int:
+def _structs(data: bytes, budget: _Budget) -> tuple[int, bool]:
+    """Skip the structs; returns (pos, whether any carries content other than text)."""
     end = len(data)
+    rich = False
     groups, pos = _count(data, 0, 3)
     for _ in range(groups):
         n, pos = _count(data, pos)
@@ -226,11 +228,12 @@ def _structs(data: bytes, budget: _Budget) -> int:
                 if ref == STRING:  # most edits: UTF-8 bytes >= UTF-16 units, the clock length
                     length, pos = _skip_bytes(data, pos)
                 else:
+                    rich = rich or ref != DELETED
                     length, pos = _content(data, pos, ref)
             clock += length
             if clock > MAX_CLOCK:
                 raise _Bad(f"clock passes {MAX_CLOCK}")
-    return pos
+    return pos, rich
 
 
 def _delete_set(data: bytes, pos: int, keep: DeleteSet | None, budget: _Budget) -> int:
@@ -258,7 +261,7 @@ def scan(update: bytes, budget_seconds: float | None = None) -> None:
     TooLarge if scanning it takes more than `budget_seconds` of CPU time."""
     budget = _Budget(budget_seconds)
     try:
-        pos = _delete_set(update, _structs(update, budget), None, budget)
+        pos = _delete_set(update, _structs(update, budget)[0], None, budget)
     except _Bad as exc:
         raise InvalidUpdate(f"malformed Yjs update: {exc}") from None
     except RecursionError:
@@ -275,10 +278,19 @@ def delete_set(update: bytes) -> DeleteSet:
     ranges: DeleteSet = {}
     budget = _Budget(None)
     try:
-        _delete_set(update, _structs(update, budget), ranges, budget)
+        _delete_set(update, _structs(update, budget)[0], ranges, budget)
     except (_Bad, RecursionError) as exc:
         raise InvalidUpdate(f"malformed Yjs update: {exc}") from None
     return ranges
+
+
+def only_text(update: bytes) -> bool:
+    """True if the update carries nothing but text, deletions and gaps (every keystroke):
+    the content yrs encodes on every edit, which the re-encode check may skip."""
+    try:
+        return not _structs(update, _Budget(None))[1]
+    except (_Bad, RecursionError):
+        return False
 
 
 def reencodes(doc: Doc[Any], state_before: bytes) -> bool:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from pycrdt import Doc, Map, Text
 from starlette.requests import HTTPConnection
 
 from server.auth import origin_allowed, role_for
-from server.errors import RateLimited, TooLarge
+from server.errors import InvalidUpdate, RateLimited, TooLarge
 from server.settings import Limits, Settings
 from server.write.limits import ConnectionCounts, ConnectionRate, DocumentSize, TokenBucket
+from server.write.update_guard import only_text, reencodes, scan
+from tests.security import corpus
 
 
 def test_exact_document_wins_then_the_longest_pattern() -> None:
@@ -96,3 +99,34 @@ def test_document_size_measures_only_near_the_limit() -> None:
     assert len(calls) == 1
     with pytest.raises(TooLarge):
         size.check(40, 100, measure)
+
+
+def test_only_text_updates_skip_the_reencode_check_and_others_pass_it() -> None:
+    doc: Doc = Doc()
+    text = doc.get("content", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    text.insert(0, "abc")
+    del text[0:1]
+    state = doc.get_state()
+    doc.get("meta", type=Map)["k"] = [1, {"x": None}]
+    assert [only_text(u) for u in updates] == [True, True, False]
+    assert reencodes(doc, state)
+
+
+def test_pre_scan_accepts_real_updates_and_refuses_bombs() -> None:
+    for update in corpus.trace_updates():
+        scan(update)
+    for name, bomb in corpus.BOMBS.items():
+        with pytest.raises(InvalidUpdate):
+            scan(bomb)
+            pytest.fail(name)
+
+    dense: Doc = Doc(client_id=3)
+    text = dense.get("content", type=Text)
+    for i in range(20_000):  # alternating ends: one struct per character, about 140 kB
+        text.insert(0 if i % 2 else len(text), "ab"[i % 2])
+    big = dense.get_update()
+    scan(big, budget_seconds=5.0)
+    with pytest.raises(TooLarge, match="too costly"):
+        scan(big, budget_seconds=0.0)
