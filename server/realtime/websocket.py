@@ -122,7 +122,7 @@ async def _handle(conn: Connection, opened: OpenRoom, message: protocol.Message,
             reply = room.sync_step2_for(message.state_vector)
         conn.send(reply)
     elif isinstance(message, SyncStep2 | SyncUpdate):
-        validate_update(message.update, settings.limits)
+        text_only = validate_update(message.update, settings.limits)
         if not conn.can_write:
             # Invariant 7: never applied nor stored. A step 2 that adds nothing (a reader's
             # answer to our step 1) is accepted silently; anything else is answered.
@@ -134,7 +134,8 @@ async def _handle(conn: Connection, opened: OpenRoom, message: protocol.Message,
         conn.writes_received += 1
         # Even an empty update goes through the writer, so acks stay in message order.
         opened.writer.submit(
-            ApplyUpdate(room.doc_id, message.update, conn.actor, conn, conn.writes_received)
+            ApplyUpdate(room.doc_id, message.update, conn.actor, conn, conn.writes_received,
+                        text_only=text_only)
         )
     elif isinstance(message, AwarenessUpdate):
         fresh, present = room.awareness.apply(message.payload)

@@ -22,6 +22,7 @@ class ApplyUpdate:
     connection: Connection | None = None  # None for API commands (restore)
     message_index: int = 0  # which of the connection's writes this is, for the durable ack
     kind: str = "update"
+    text_only: bool = False  # validation found only text content: no re-encode check needed
     meta: dict[str, Any] = field(default_factory=dict)
     # Resolved with the committed record (None when the update was a no-op).
     done: asyncio.Future[EventRecord | None] | None = None
