@@ -1,7 +1,7 @@
 """Read-side benchmark on the full automerge-paper document (about 260,000 events).
 
     .venv/bin/python bench/read_side.py                       # SQLite, the whole trace
-    .venv/bin/python bench/read_side.py --database-url postgresql+asyncpg://...
+    .venv/bin/python bench/read_side.py --postgres            # a throwaway PostgreSQL 15
     .venv/bin/python bench/read_side.py --patches 20000        # a quick look
 
 It writes the trace into a fresh log as one event per patch (Yjs updates from a pycrdt editor,
@@ -218,6 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=0, help="0: the whole trace")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run on a throwaway PostgreSQL cluster (bench/postgres.py)")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--restores", type=int, default=20)
     parser.add_argument("--snapshot-every", type=int, default=1000)
@@ -228,6 +230,22 @@ def main() -> int:
     count = args.patches or len(trace.patches)
     folder = Path(tempfile.mkdtemp(prefix="palimpsest-read-bench-"))
     url = args.database_url or f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+    postgres = None
+    if args.postgres:
+        from bench.postgres import TempPostgres
+        from tests.support.services import free_port
+
+        postgres = TempPostgres(free_port())
+        postgres.start()
+        url = postgres.createdb()
+    try:
+        return run(args, trace, count, url)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+def run(args: argparse.Namespace, trace: Trace, count: int, url: str) -> int:
     figures: dict[str, Any] = asyncio.run(build_log(url, trace, count, args.snapshot_every))
     print(f"log: {int(figures['events'])} events; generated in {figures['generate_s']:.1f} s, "
           f"appended in {figures['append_s']:.1f} s, projected in {figures['project_s']:.1f} s",

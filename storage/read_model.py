@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Text, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -358,21 +359,27 @@ class ReadModel:
 
     async def changes(self, doc_id: str, after: int, until: int) -> list[ChangeRow]:
         """Text changes of events after < seq <= until, in seq order."""
-        rows = await self._all(
-            select(text_changes.c.seq, text_changes.c.actor,
-                   type_coerce(text_changes.c.ops, Text), text_changes.c.inserted,
-                   text_changes.c.deleted)
-            .where(text_changes.c.doc_id == doc_id, text_changes.c.seq > after,
-                   text_changes.c.seq <= until)
-            .order_by(text_changes.c.seq)
-        )
-        # On SQLite the ops come as JSON text and are parsed in one call: per-row decoding was
-        # most of the cost of reading a past seq. (asyncpg decodes JSON itself.)
-        if rows and isinstance(rows[0][2], str):
-            ops = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+        c = text_changes.c
+        where = (c.doc_id == doc_id, c.seq > after, c.seq <= until)
+        # The rows come back as one JSON array built by the database: a diff over a long
+        # range reads tens of thousands of rows, and per-row fetching was most of its cost.
+        if self.db.dialect == "postgresql":
+            row = func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(c.seq, c.actor, c.ops, c.inserted, c.deleted), c.seq
+                )
+            )
         else:
-            ops = [r[2] for r in rows]
-        return [ChangeRow(r[0], r[1], o, r[3], r[4]) for r, o in zip(rows, ops, strict=True)]
+            row = func.json_group_array(
+                func.json_array(c.seq, c.actor, func.json(c.ops), c.inserted, c.deleted)
+            )
+        rows = await self._all(select(type_coerce(row, Text)).where(*where))
+        value = rows[0][0] if rows else None
+        if value is None:
+            return []
+        items = json.loads(value) if isinstance(value, str) else value
+        items.sort(key=lambda item: item[0])  # SQLite's aggregate order is the scan's
+        return [ChangeRow(i[0], i[1], i[2], i[3], i[4]) for i in items]
 
     async def position(self, doc_id: str, seq: int) -> Position | None:
         """In one query: where the document's log and read side are, and the snapshots
@@ -428,29 +435,6 @@ class ReadModel:
         rows = await self._all(
             select(document_views.c.seq, document_views.c.text)
             .where(document_views.c.doc_id == doc_id)
-        )
-        return (int(rows[0].seq), rows[0].text) if rows else None
-
-    async def snapshot_text_below(self, doc_id: str, seq: int) -> tuple[int, str] | None:
-        """(seq, text) of the latest snapshot at or before seq."""
-        rows = await self._all(
-            select(snapshots.c.seq, snapshots.c.text)
-            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq <= seq)
-            .order_by(snapshots.c.seq.desc())
-            .limit(1)
-        )
-        return (int(rows[0].seq), rows[0].text) if rows else None
-
-    async def snapshot_text_above(
-        self, doc_id: str, seq: int, until: int
-    ) -> tuple[int, str] | None:
-        """(seq, text) of the earliest snapshot with seq < its seq <= until."""
-        rows = await self._all(
-            select(snapshots.c.seq, snapshots.c.text)
-            .where(snapshots.c.doc_id == doc_id, snapshots.c.seq > seq,
-                   snapshots.c.seq <= until)
-            .order_by(snapshots.c.seq)
-            .limit(1)
         )
         return (int(rows[0].seq), rows[0].text) if rows else None
 

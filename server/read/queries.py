@@ -159,14 +159,14 @@ class Queries:
         return {"items": [_list_item(v) for v in views], "next": next_cursor}
 
     async def document(self, doc_id: str, min_seq: int | None = None) -> Json:
-        seq = await self._fresh(doc_id, min_seq)
+        # The view read after the wait is at least as new as the checkpoint waited for.
+        await self._fresh(doc_id, min_seq)
         view = await self.read_model.view(doc_id)
         if view is None:
             doc = await self.store.document(doc_id)
             assert doc is not None
             return {"id": doc_id, "title": doc.title, "seq": 0, "text": "",
                     "updated_at": iso(doc.created_at)}
-        del seq  # the view is at least as new as the checkpoint read before it
         return {"id": doc_id, "title": view.title, "seq": view.seq, "text": view.text,
                 "updated_at": iso(view.updated_at)}
 
