@@ -174,36 +174,12 @@ async def measure(server: ServerProcess, trace: Trace, head: int, samples: int,
     return out
 
 
-async def measure_in_process(url: str, trace: Trace, head: int, samples: int) -> dict[str, Any]:
-    """The text at a random seq through the query layer alone (no HTTP, no JSON)."""
-    from server.read.freshness import Freshness
-    from server.read.queries import Queries
-
-    db = open_database(url)
-    try:
-        read_model = ReadModel(db)
-        queries = Queries(EventStore(db), read_model, Freshness(read_model))
-        rng = random.Random(11)
-        times: list[float] = []
-        for _ in range(samples):
-            seq = rng.randint(1, head)
-            started = time.perf_counter()
-            answer = await queries.document_at(DOC, seq)
-            times.append(time.perf_counter() - started)
-            if len(times) <= 5:
-                assert answer["text"] == trace.text_after(seq)
-        return {"text_at_seq_in_process": percentiles(times)}
-    finally:
-        await db.dispose()
-
-
 def table(figures: dict[str, Any]) -> str:
     rows = [
         ("open the room cold (WebSocket connect to synced)",
          f"{figures['room_open_cold_ms']:.0f} ms", ""),
     ]
     for key, label in (("text_at_seq", "text at a random seq"),
-                       ("text_at_seq_in_process", "text at a random seq, in process (no HTTP)"),
                        ("revision_page", "a page of 50 revisions at a random cursor"),
                        ("diff", "diff between two random seqs"),
                        ("restore", "restore a random seq")):
@@ -254,8 +230,6 @@ def run(args: argparse.Namespace, trace: Trace, count: int, url: str) -> int:
     with ServerProcess(url, env=env) as server:
         figures.update(asyncio.run(
             measure(server, trace, int(figures["events"]), args.samples, args.restores)))
-    figures.update(asyncio.run(
-        measure_in_process(url, trace, int(figures["events"]), args.samples)))
     print(table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

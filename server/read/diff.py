@@ -14,7 +14,7 @@ seek is short, and runs of one author's typing merge, so the list stays small.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,15 +120,46 @@ class _Runs:
         return out
 
 
+def coalesce(
+    events: Iterable[tuple[str, Sequence[Sequence[Any]]]],
+) -> Iterator[tuple[str, int, bytes, bytes]]:
+    """(actor, pos, deleted, inserted) with one author's runs of typing (or of backspacing,
+    or forward deleting) joined into one op each: a trace is mostly such runs, and every op
+    saved is a seek saved."""
+    actor_: str | None = None
+    pos_ = 0
+    deleted_ = b""
+    inserted_ = b""
+    for actor, ops in events:
+        for pos, deleted_text, inserted_text in ops:
+            deleted = deleted_text.encode()
+            inserted = inserted_text.encode()
+            if actor == actor_ and not deleted_ and not deleted and inserted_ and inserted \
+                    and pos == pos_ + len(inserted_):
+                inserted_ += inserted  # typing on
+                continue
+            if actor == actor_ and not inserted_ and not inserted and deleted_ and deleted:
+                if pos == pos_:  # forward delete
+                    deleted_ += deleted
+                    continue
+                if pos + len(deleted) == pos_:  # backspace
+                    pos_, deleted_ = pos, deleted + deleted_
+                    continue
+            if actor_ is not None and (deleted_ or inserted_):
+                yield actor_, pos_, deleted_, inserted_
+            actor_, pos_, deleted_, inserted_ = actor, pos, deleted, inserted
+    if actor_ is not None and (deleted_ or inserted_):
+        yield actor_, pos_, deleted_, inserted_
+
+
 def attributed_diff(
     base: str, events: Iterable[tuple[str, Sequence[Sequence[Any]]]]
 ) -> list[Change]:
     """Runs from the text `base` through each (actor, ops) event, in order."""
     runs = _Runs(base.encode())
-    for actor, ops in events:
-        for pos, deleted, inserted in ops:
-            if deleted:
-                runs.delete(pos, len(deleted.encode()), actor)
-            if inserted:
-                runs.insert(pos, inserted.encode(), actor)
+    for actor, pos, deleted, inserted in coalesce(events):
+        if deleted:
+            runs.delete(pos, len(deleted), actor)
+        if inserted:
+            runs.insert(pos, inserted, actor)
     return runs.changes()
