@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import httpx
 import jwt
 import pytest
 import websockets
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, write_var_uint
 
 from server.realtime import protocol
 from server.tokens import mint, verify
@@ -264,3 +265,57 @@ async def test_api_needs_a_bearer_token_with_the_right_role(
                 if ids:
                     break
                 await asyncio.sleep(0.05)
+
+
+def presence(client: int, clock: int, name: str) -> bytes:
+    state = json.dumps({"user": {"name": name}}).encode()
+    return protocol.awareness(write_var_uint(1) + write_var_uint(client) + write_var_uint(clock)
+                              + write_var_uint(len(state)) + state)
+
+
+async def test_read_only_connection_sees_and_shares_presence(
+    secure_server: ServerProcess,
+) -> None:
+    doc = "ro-presence"
+    url = f"{secure_server.ws_url}/ws/{doc}"
+    async with raw(f"{url}?token={token('w', {doc: 'write'})}") as writer, \
+            raw(f"{url}?token={token('r', {doc: 'read'})}") as reader:
+        await recv_until(writer, bytes((0, 0)))
+        await recv_until(reader, bytes((0, 0)))
+        await writer.send(presence(11, 1, "Writer"))
+        assert b"Writer" in await recv_until(reader, bytes((protocol.MESSAGE_AWARENESS,)))
+        await reader.send(presence(22, 1, "Reader"))
+        assert b"Reader" in await recv_until(writer, bytes((protocol.MESSAGE_AWARENESS,)))
+
+
+async def test_read_only_step2_is_silent_when_it_deletes_nothing_new(
+    secure_server: ServerProcess,
+) -> None:
+    doc = "ro-deletes"
+    url = f"{secure_server.ws_url}/ws/{doc}"
+    source: Doc = Doc(client_id=77)
+    text = source.get("content", type=Text)
+    text.insert(0, "abcdef")
+    del text[1:3]
+    async with raw(f"{url}?ack=1&token={token('w', {doc: 'write'})}") as writer:
+        await writer.send(protocol.sync_update(source.get_update()))
+        await recv_until(writer, bytes((protocol.MESSAGE_ACK,)))
+    async with raw(f"{url}?token={token('r', {doc: 'read'})}") as reader:
+        await recv_until(reader, bytes((0, 0)))
+        # What a stock reader sends after syncing: nothing new, the same deletions.
+        await reader.send(protocol.sync_step2(source.get_update(source.get_state())))
+        await reader.send(protocol.sync_step1(b"\x00"))
+        async with asyncio.timeout(10):
+            while True:
+                frame = await reader.recv()
+                assert isinstance(frame, bytes) and frame[:1] != bytes((protocol.MESSAGE_AUTH,))
+                if frame[:2] == bytes((0, 1)):
+                    break  # our step 1 answered, and nothing refused before it
+        # Deleting what is not deleted yet is a write.
+        state = source.get_state()
+        del text[0:1]
+        await reader.send(protocol.sync_step2(source.get_update(state)))
+        denied = await recv_until(reader, bytes((protocol.MESSAGE_AUTH,)))
+        assert denied[:2] == bytes((2, 0))
+    async with YClient(secure_server.ws_url, doc, token=token("r", {doc: "read"})) as fresh:
+        await fresh.wait_text("adef")
