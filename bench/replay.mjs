@@ -6,8 +6,12 @@
 //
 // The trace is sequential: each position is relative to the document after every earlier patch.
 // So it is dealt in chunks of C patches, round-robin over the K writers, and a writer starts its
-// chunk only once its own text equals the expected text before that chunk, i.e. once the server
-// has relayed every earlier chunk to it. With K=1 a passive observer client is added, so that
+// chunk only once it has every earlier patch and its text equals the expected text before that
+// chunk. Text equality alone is not enough: a chunk that ends by deleting and retyping a
+// character passes through the expected text early, and a writer starting then edits
+// concurrently with the last patches of the previous chunk (seen here: the replicas then agree
+// on a text that is not the trace's). "Has every earlier patch" is read from the client's own
+// state (see `progress`), which only grows. With K=1 a passive observer client is added, so that
 // convergence means the server relayed everything (a lone writer converges with itself at once).
 // The clock runs from "every client synced" to "every client's text equals the final text".
 //
@@ -102,6 +106,16 @@ async function drain (c) {
   }
 }
 
+// Wait until client c has integrated patches 0..p-1, then check its text is the trace's.
+async function reach (c, p, text) {
+  await c.waitFor(() => progress(c) >= cum[p], left(),
+    () => `did not receive patches up to ${p} (progress ${progress(c)} of ${cum[p]})`)
+  if (c.text.length !== text.length || c.text.toString() !== text) {
+    throw new Error(`${c.name}: has every patch up to ${p}, but its text (length ` +
+      `${c.text.length}) differs from the trace's (length ${text.length})`)
+  }
+}
+
 // Wait until every other client has integrated patches 0..p-window-1.
 async function keepWindow (c, p) {
   if (opts.window <= 0 || p < opts.window) return
@@ -117,7 +131,7 @@ async function keepWindow (c, p) {
 let windowWaits = 0
 async function writeChunks (c, i) {
   for (let j = i; j < nChunks; j += opts.k) {
-    await c.waitText(expected[j], left())
+    await reach(c, j * C, expected[j])
     await keepWindow(c, j * C)
     const end = Math.min((j + 1) * C, patches.length)
     for (let p = j * C; p < end; p++) {
@@ -151,7 +165,7 @@ try {
   const cpu0 = process.cpuUsage()
   t0 = performance.now()
   const converged = clients.map(() => null)
-  const done = clients.map((c, idx) => c.waitText(finalText, left()).then(() => {
+  const done = clients.map((c, idx) => reach(c, patches.length, finalText).then(() => {
     converged[idx] = (performance.now() - t0) / 1000
   }))
   let sendDone = null
