@@ -1,6 +1,6 @@
 """Cross-node fan-out latency beside same-node latency, and throughput on one and two nodes.
 
-    .venv/bin/python bench/cluster_latency.py [--docs 4] [--rate 25] [--seconds 15]
+    .venv/bin/python bench/cluster_latency.py [--docs 2] [--rate 20] [--node-role all|write]
 
 Starts its own PostgreSQL, Redis and two `palimpsest serve` nodes on loopback (stopped by PID).
 
@@ -11,8 +11,8 @@ doc, on this process's clock, so both kinds are measured in the same run under t
 The first second of every document is warm-up and not counted.
 
 Throughput: --writers writers, each on its own document, each keeping --window updates in
-flight and counting the server's durable acks (`?ack=1`, sent after the commit), first all on
-node 1, then spread over both nodes. Updates committed per second.
+flight and counting the server's durable acks (`?ack=1`, sent after the commit), all on node 1,
+then spread over both nodes, alternating --repeat times. Updates committed per second.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -33,11 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import psutil  # noqa: E402
 import websockets  # noqa: E402
 from pycrdt import Doc, Text, TransactionEvent  # noqa: E402
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 
-from bench.servers import machine_busy_seconds, wait_for_quiet  # noqa: E402
+from bench.servers import cpu_seconds, machine_busy_seconds, wait_for_quiet  # noqa: E402
 from storage.migrate import migrate  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
@@ -267,10 +269,11 @@ def markdown(results: dict[str, Any]) -> str:
                      f"| {row['max']} |")
     gap = round(lat["cross_node"]["p99"] - lat["same_node"]["p99"], 2)
     lines += ["", f"cross-node p99 - same-node p99 = {gap} ms (the bar: at most 5 ms)", "",
-              "| throughput | writers | window | updates committed/s |", "|---|---|---|---|"]
+              "| throughput | writers | window | updates committed/s (median) | each run |",
+              "|---|---|---|---|---|"]
     for row in results["throughput"]:
         lines.append(f"| {row['nodes']} node(s) | {row['writers']} | {row['window']} "
-                     f"| {row['updates_per_second']} |")
+                     f"| {row['updates_per_second']} | {', '.join(map(str, row['runs']))} |")
     return "\n".join(lines)
 
 
@@ -280,49 +283,91 @@ async def quiet(max_wait: float) -> dict[str, float]:
     return {"waited_s": round(waited, 1), "other_load_cpus": round(load, 2)}
 
 
-async def bench(args: argparse.Namespace, nodes: list[ServerProcess]) -> dict[str, Any]:
-    machine = {"before_latency": await quiet(args.max_quiet_wait)}
-    busy0, t0 = machine_busy_seconds(), time.monotonic()
+def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each part (a Postgres part includes its backends)."""
+    out = {}
+    for name, pids in parts.items():
+        procs = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                procs += [proc, *proc.children(recursive=True)]
+        out[name] = cpu_seconds([p.pid for p in procs])
+    return out
+
+
+async def bench(args: argparse.Namespace, nodes: list[ServerProcess],
+                parts: dict[str, list[int]]) -> dict[str, Any]:
+    machine: dict[str, Any] = {"before_latency": await quiet(args.max_quiet_wait)}
+    busy0, t0, cpu0 = machine_busy_seconds(), time.monotonic(), cpu_by_part(parts)
     latency = await measure_latency(nodes, args.docs, args.rate, args.seconds, args.readers)
-    machine["busy_cpus_during_latency"] = {
-        "cpus": round((machine_busy_seconds() - busy0) / (time.monotonic() - t0), 2)}
+    elapsed = time.monotonic() - t0
+    cpu1 = cpu_by_part(parts)
+    machine["busy_cpus_during_latency"] = round((machine_busy_seconds() - busy0) / elapsed, 2)
+    # What our own processes used of it, in CPUs: the rest was the machine's other load.
+    machine["our_cpus_during_latency"] = {name: round((cpu1[name] - cpu0[name]) / elapsed, 3)
+                                          for name in parts}
+    # One node and two alternate, --repeat times each: the machine's noise hits both alike.
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    machine["before_throughput"] = await quiet(args.max_quiet_wait)
+    for _ in range(args.repeat):
+        for group in (nodes[:1], nodes):
+            runs[len(group)].append(
+                await measure_throughput(group, args.writers, args.window, args.tp_seconds))
     throughput = []
-    for group in (nodes[:1], nodes):
-        machine[f"before_throughput_{len(group)}"] = await quiet(args.max_quiet_wait)
-        throughput.append(
-            await measure_throughput(group, args.writers, args.window, args.tp_seconds))
+    for rows in runs.values():
+        rates = [row["updates_per_second"] for row in rows]
+        shape = {k: rows[0][k] for k in ("nodes", "writers", "window")}
+        throughput.append(shape | {"updates_per_second": statistics.median(rates),
+                                   "runs": rates})
     return {"latency": latency, "throughput": throughput, "machine": machine}
+
+
+def _pid(process: Any) -> int:
+    assert process is not None
+    return int(process.pid)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=4)
-    parser.add_argument("--rate", type=float, default=25.0, help="updates/s per document")
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--docs", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=20.0, help="updates/s per document")
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--readers", type=int, default=2, help="readers per node per document")
     parser.add_argument("--writers", type=int, default=8, help="throughput writers")
     parser.add_argument("--window", type=int, default=16, help="updates in flight per writer")
-    parser.add_argument("--tp-seconds", type=float, default=10.0)
+    parser.add_argument("--tp-seconds", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs per node count")
     parser.add_argument("--max-quiet-wait", type=float, default=60.0,
                         help="seconds to wait for the machine to quieten before each phase")
+    parser.add_argument("--node-role", choices=["all", "write"], default="all",
+                        help="the nodes' --role; with 'write' a projector process runs apart")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     pg = PostgresServer()
     redis = RedisServer()
     nodes: list[ServerProcess] = []
+    extra: list[ServerProcess] = []
     try:
         pg.start()
         redis.start()
         url = pg.create_database("bench")
         asyncio.run(migrate(url))
         env = {"PALIMPSEST_REDIS_PREFIX": "bench", "PALIMPSEST_ROOM_GRACE_SECONDS": "30"}
-        nodes = [ServerProcess(url, redis_url=redis.url, env=env) for _ in range(2)]
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda node: node.start(60), nodes))
-        results = asyncio.run(bench(args, nodes))
+        nodes = [ServerProcess(url, redis_url=redis.url, env=env, role=args.node_role)
+                 for _ in range(2)]
+        # With --node-role write, the projector runs as its own third process.
+        extra = ([ServerProcess(url, redis_url=redis.url, env=env, role="projector")]
+                 if args.node_role == "write" else [])
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda node: node.start(60), nodes + extra))
+        parts = {"node 1": [_pid(nodes[0].process)], "node 2": [_pid(nodes[1].process)],
+                 "redis": [_pid(redis.process)], "postgres": [_pid(pg.process)],
+                 "bench clients": [os.getpid()]}
+        results = asyncio.run(bench(args, nodes, parts))
     finally:
-        for node in nodes:
+        for node in nodes + extra:
             node.stop()
         redis.stop()
         pg.destroy()
