@@ -31,6 +31,7 @@ class Limits:
     pending_unauthenticated: int = 32
     decode_ms: float = 500.0
     outbound_queue: int = 10_000
+    awareness_clients: int = 16  # awareness client ids one connection may introduce
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Settings:
                                          Limits.pending_unauthenticated),
             decode_ms=_float(env, "PALIMPSEST_MAX_DECODE_MS", Limits.decode_ms),
             outbound_queue=_int(env, "PALIMPSEST_OUTBOUND_QUEUE", Limits.outbound_queue),
+            awareness_clients=_int(env, "PALIMPSEST_MAX_AWARENESS_CLIENTS",
+                                   Limits.awareness_clients),
         )
         origins = tuple(o.strip() for o in env.get("PALIMPSEST_ALLOWED_ORIGINS", "").split(",")
                         if o.strip())

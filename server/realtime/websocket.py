@@ -24,6 +24,7 @@ from server.realtime.rooms import OpenRoom, RoomManager
 from server.sessions import Session, Sessions
 from server.settings import Settings
 from server.write.commands import ApplyUpdate
+from server.write.limits import check_awareness_clients
 from server.write.read_only import would_change
 from server.write.validation import validate_update
 from storage.errors import StorageError
@@ -140,6 +141,7 @@ async def _handle(conn: Connection, opened: OpenRoom, message: protocol.Message,
     elif isinstance(message, AwarenessUpdate):
         fresh, present = room.awareness.apply(message.payload)
         conn.awareness_clients.update(present)
+        check_awareness_clients(len(conn.awareness_clients), settings.limits)
         if fresh:
             room.broadcast(protocol.awareness(fresh), exclude=conn)
             await opened.writer.bus.publish(_awareness_message(opened, fresh))

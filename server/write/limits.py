@@ -122,3 +122,11 @@ class DocumentSize:
         if self.bound + update_size > limit:
             raise TooLarge(f"document would grow past its {limit}-byte limit")
         self.bound += update_size
+
+
+def check_awareness_clients(count: int, limits: Limits) -> None:
+    """A stock client shows one awareness client per document; a connection that introduces
+    many is filling the room's presence table (every state is kept and relayed)."""
+    if 0 < limits.awareness_clients < count:
+        raise RateLimited(f"too many awareness clients on this connection "
+                          f"(limit {limits.awareness_clients})")

@@ -190,3 +190,25 @@ async def test_decoding_bombs_are_refused_quickly_and_the_server_survives(
                 assert time.monotonic() - started < 2, name
         bystander.insert(0, ">")
         await assert_carries_on(limited, "bombs", ">still here")
+
+
+async def test_too_many_awareness_clients_on_one_connection_closes_it(
+    limited: ServerProcess,
+) -> None:
+    def entry(client: int) -> bytes:
+        state = b'{"user":{"name":"x"}}'
+        return (write_var_uint(client) + write_var_uint(1) + write_var_uint(len(state))
+                + state)
+
+    async with raw(f"{limited.ws_url}/ws/presence") as ws, \
+            raw(f"{limited.ws_url}/ws/presence") as bystander:
+        await recv_until(bystander, bytes((0, 0)))
+        # Sixteen (the default limit) is fine: a stock client uses one.
+        await ws.send(protocol.awareness(write_var_uint(16)
+                                         + b"".join(entry(c) for c in range(1, 17))))
+        await recv_until(bystander, bytes((protocol.MESSAGE_AWARENESS,)))
+        await ws.send(protocol.awareness(write_var_uint(1) + entry(17)))
+        code, reason = await close_of(ws)
+        assert code == 4429 and "awareness clients" in reason
+        await bystander.send(protocol.sync_step1(b"\x00"))
+        await recv_until(bystander, bytes((0, 1)))
