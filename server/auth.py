@@ -7,8 +7,9 @@ document pattern; the user id is the actor recorded on every event, never anythi
 claims. Without a secret the server is open (the embedded default, loopback only): everyone is
 an admin and the actor is the name the client gives (`?name=`), or "anonymous".
 
-Roles, each including the ones before it: read (sync, see edits and presence), write (change
-the document), admin (rename, restore, name versions, revoke others).
+Roles, each including the ones before it: read (sync, see edits and presence, read the API),
+write (change the document; the API also lets it create, rename, restore and name versions),
+admin (revoke others: server.access_api). docs/protocol.md, "Access control", has the rest.
 """
 
 from __future__ import annotations
