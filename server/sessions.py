@@ -38,6 +38,9 @@ class Session:
     size: DocumentSize
     connection: Connection | None = None
     expiry: asyncio.TimerHandle | None = None
+    # A read-only connection's first step 2 has its deletions compared with the document's
+    # (costly); later writes that delete anything are refused without comparing.
+    step2_compared: bool = False
 
 
 @dataclass(eq=False)

@@ -127,7 +127,9 @@ async def _handle(conn: Connection, opened: OpenRoom, message: protocol.Message,
         if not conn.can_write:
             # Invariant 7: never applied nor stored. A step 2 that adds nothing (a reader's
             # answer to our step 1) is accepted silently; anything else is answered.
-            if would_change(room.doc, message.update):
+            compare = isinstance(message, SyncStep2) and not session.step2_compared
+            session.step2_compared = session.step2_compared or compare
+            if would_change(room.doc, message.update, compare_deletions=compare):
                 conn.send(protocol.permission_denied("read-only access to this document"))
             return
         session.size.check(len(message.update), settings.limits.document_bytes,

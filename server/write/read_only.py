@@ -17,8 +17,12 @@ from server.write.update_guard import DeleteSet, delete_set
 EMPTY_STRUCTS = 0
 
 
-def would_change(doc: Doc[Any], update: bytes) -> bool:
-    """True if applying `update` (scan()-checked) to `doc` could change it. `doc` is only read."""
+def would_change(doc: Doc[Any], update: bytes, *, compare_deletions: bool = True) -> bool:
+    """True if applying `update` (scan()-checked) to `doc` could change it. `doc` is only read.
+
+    Comparing deletions costs O(the document's deletions); with `compare_deletions=False`, any
+    deletion counts as a change (a reader's client sends its delete set once, in its step 2).
+    """
     try:
         missing = get_update(update, doc.get_state())
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
@@ -30,6 +34,8 @@ def would_change(doc: Doc[Any], update: bytes) -> bool:
     wanted = delete_set(update)
     if not wanted:
         return False
+    if not compare_deletions:
+        return True
     # Only now pay for the document's delete set: encoded against its own state vector, the
     # update holds no structs and the whole delete set, O(deletions) rather than O(document).
     return not _covers(delete_set(doc.get_update(doc.get_state())), wanted)
