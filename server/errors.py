@@ -6,6 +6,7 @@
     │   ├── UnknownMessageType           400 / 4415
     │   ├── TextFrame                    400 / 1003  text frames are not part of the protocol
     │   └── InvalidUpdate                422 / 4422  not a well-formed Yjs update
+    │       └── TaintingUpdate           422 / 4422  rejected after touching the room's doc
     ├── TooLarge                         413 / 1009  frame, update or document over its limit
     ├── RateLimited                      429 / 4429
     ├── Unauthorised                     401 / 4401
@@ -61,6 +62,12 @@ class InvalidUpdate(BadRequest):
     status = 422
     close_code = 4422
     code = "invalid_update"
+
+
+class TaintingUpdate(InvalidUpdate):
+    """Rejected, but only after it reached the room's doc (a panic mid-apply, or structs left
+    pending on missing dependencies, which a snapshot would silently drop): the room must be
+    rebuilt from the log."""
 
 
 class TooLarge(PalimpsestError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pycrdt import Doc, Text, TransactionEvent, get_update, merge_updates
 
-from server.errors import InvalidUpdate, MalformedMessage
+from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
 from server.realtime import protocol
 from server.realtime.awareness import AwarenessRelay
 from server.realtime.connection import Connection
@@ -62,22 +62,25 @@ class Room:
     # Applying
 
     def try_apply(self, update: bytes) -> bool:
-        """Apply a client's update; True if it may change the document (so must be stored).
+        """Apply a client's update; True if it changed the document (so must be stored).
 
-        False means a no-op: everything in it is already here. An update whose dependencies
-        are missing changes nothing yet but is kept pending by the doc; it must be stored.
+        False means a no-op: everything in it is already here. Raises InvalidUpdate if it does
+        not decode (the doc is untouched), TaintingUpdate if it left the doc in a state the log
+        cannot reproduce: structs pending on dependencies the document lacks (yrs keeps them
+        out of every encoded state, so a snapshot would drop them) or a panic mid-apply.
         """
         self._changed = False
         try:
             self.doc.apply_update(update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
-        except BaseException as exc:  # pycrdt panics are BaseExceptions
+        except ValueError as exc:  # a decode error: raised before anything is integrated
             raise InvalidUpdate(f"update does not apply: {str(exc)[:80]}") from None
-        if self._changed:
-            return True
-        # Nothing integrated: a duplicate, or pending on missing structs (kept then).
-        return get_update(update, self.doc.get_state())[:1] != b"\x00"
+        except BaseException as exc:  # pycrdt panics are BaseExceptions
+            raise TaintingUpdate(f"update does not apply: {str(exc)[:80]}") from None
+        if get_update(update, self.doc.get_state())[:1] != b"\x00":
+            raise TaintingUpdate("update depends on changes this document does not have")
+        return self._changed
 
     def apply_event(self, event: EventRecord) -> None:
         """Apply a committed event from the log (another node's, or one we missed)."""

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.errors import InvalidUpdate, PalimpsestError, Unavailable
+from server.errors import InvalidUpdate, PalimpsestError, TaintingUpdate, Unavailable
 from server.realtime import protocol
 from server.realtime.bus import EVENT, Bus, BusMessage
 from server.realtime.room import Room
@@ -121,6 +121,12 @@ class RoomWriter:
                     continue  # rejected earlier: nothing after a rejected message applies
                 try:
                     changed = room.try_apply(command.update)
+                except TaintingUpdate as exc:
+                    # The doc now holds what the log never will: rebuild it. Everyone else
+                    # in the batch is told to reconnect and resend.
+                    _fail(command, exc)
+                    self._poison(commands, Unavailable("document is reloading; reconnect and resend"))
+                    return
                 except InvalidUpdate as exc:
                     _fail(command, exc)
                     continue

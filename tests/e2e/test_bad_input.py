@@ -8,7 +8,7 @@ import pytest
 import websockets
 
 from server.realtime import protocol
-from tests.support.pyclient import YClient
+from tests.support.pyclient import YClient, wait_for
 from tests.support.replay import stored_events
 from tests.support.server_process import ServerProcess
 
@@ -81,3 +81,40 @@ async def _events_when(server: ServerProcess, doc: str, count: int) -> list[obje
             if len(events) >= count:
                 return list(events)
             await asyncio.sleep(0.02)
+
+
+async def test_update_with_missing_dependencies_is_refused_and_the_room_rebuilt(
+    server: ServerProcess,
+) -> None:
+    from pycrdt import Doc, Text, get_state
+
+    async with YClient(server.ws_url, "doc") as author:
+        author.insert(0, "intact")
+        async with YClient(server.ws_url, "doc") as check:
+            await check.wait_text("intact")
+    stored = len(await stored_events(server.database_url, "doc"))
+    # An update that continues a client's edits the server never saw: yrs would keep it
+    # pending, and leave it out of every snapshot.
+    other = Doc()
+    text = other.get("content", type=Text)
+    text.insert(0, "ab")
+    first = other.get_update()
+    text.insert(2, "cd")
+    dangling = other.get_update(get_state(first))
+    async with websockets.connect(f"{server.ws_url}/ws/doc") as ws:
+        await ws.send(protocol.sync_update(dangling))
+        async with asyncio.timeout(10):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4422
+    assert "depends on" in closed.value.rcvd.reason
+    assert len(await stored_events(server.database_url, "doc")) == stored
+    async with YClient(server.ws_url, "doc") as fresh:
+        await fresh.wait_text("intact")
+        # The rebuilt room does not hold the dangling structs: sending their base now
+        # gives exactly "ab", never "abcd".
+        async with websockets.connect(f"{server.ws_url}/ws/doc") as ws:
+            await ws.send(protocol.sync_update(first))
+            # Where "ab" lands beside "intact" depends on the two clients' random ids.
+            await wait_for(lambda: fresh.value() in ("abintact", "intactab"), 10, fresh.value)

@@ -40,8 +40,9 @@ async def test_documents_are_isolated(server: ServerProcess) -> None:
     async with YClient(server.ws_url, "one") as a, YClient(server.ws_url, "two") as b:
         a.insert(0, "first")
         b.insert(0, "second")
-        async with YClient(server.ws_url, "one") as c:
+        async with YClient(server.ws_url, "one") as c, YClient(server.ws_url, "two") as d:
             await c.wait_text("first")
+            await d.wait_text("second")  # committed: it reached another client
     assert await cold_replay(server.database_url, "two") == "second"
 
 
