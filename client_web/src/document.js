@@ -39,7 +39,7 @@ const titleField = (api, docId, canRename) => {
     spellcheck: false,
     autocomplete: 'off',
     readOnly: !canRename,
-    title: canRename ? 'Rename the document' : 'Only an admin of this document can rename it',
+    title: canRename ? 'Rename the document' : 'Only people who may edit this document can rename it',
     attrs: { 'data-testid': 'doc-title', 'aria-label': 'Document title' }
   })
   // The input is the visible heading; this one names the page for screen readers.
@@ -102,7 +102,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   conn.set(sync.connectionState)
   save.set(sync.saveState)
 
-  const title = titleField(api, docId, access.canAdmin)
+  const title = titleField(api, docId, access.canWrite)
   const banner = h('div', { class: 'banner', hidden: true, attrs: { role: 'alert' } })
   sync.on('closed', ({ message }) => {
     banner.hidden = false
@@ -163,7 +163,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     api,
     docId,
     sync,
-    canAdmin: access.canAdmin,
+    canEdit: access.canWrite,
     onTitle: (t) => title.show(t),
     onEnterView: () => {
       workspace.hidden = true

@@ -73,12 +73,12 @@ export class HistoryPanel {
    * @param {{api: import('./api.js').Api, docId: string,
    *   sync: import('./sync.js').DocumentSync,
    *   onEnterView: () => void, onExitView: () => void,
-   *   onTitle?: (title: string) => void, canAdmin?: boolean}} deps
+   *   onTitle?: (title: string) => void, canEdit?: boolean}} deps
    */
-  constructor ({ api, docId, sync, onEnterView, onExitView, onTitle, canAdmin = true }) {
+  constructor ({ api, docId, sync, onEnterView, onExitView, onTitle, canEdit = true }) {
     this.api = api
-    /** Restoring and naming versions are admin commands (server/auth.py). */
-    this.canAdmin = canAdmin
+    /** Restoring and naming versions are write commands (server/read/api.py requires write). */
+    this.canEdit = canEdit
     this.docId = docId
     this.sync = sync
     this.onEnterView = onEnterView
@@ -156,15 +156,15 @@ export class HistoryPanel {
       type: 'submit',
       class: 'button',
       text: 'Save name',
-      disabled: !this.canAdmin,
+      disabled: !this.canEdit,
       attrs: { 'data-testid': 'name-version-button' }
     })
-    this.versionName.disabled = !this.canAdmin
+    this.versionName.disabled = !this.canEdit
     this.versionLabel = h('label', { htmlFor: 'name-version-input', class: 'field-label', text: 'Name the current version' })
     const versionForm = h('form', { class: 'name-version' }, [
       this.versionLabel,
       h('div', { class: 'inline-form' }, [this.versionName, this.versionButton]),
-      this.canAdmin ? null : h('p', { class: 'muted small', text: 'Only an admin of this document can restore or name versions.' })
+      this.canEdit ? null : h('p', { class: 'muted small', text: 'Only people who may edit this document can restore or name versions.' })
     ])
     versionForm.addEventListener('submit', (event) => {
       event.preventDefault()
@@ -497,7 +497,7 @@ export class HistoryPanel {
     const when = at && at.updated_at ? ` · ${absoluteTime(at.updated_at)}` : ''
     this.selectionTitle.textContent = `Viewing change ${this.selected}${when}`
     this.versionLabel.textContent = 'Name this version'
-    this.restoreButton.disabled = !this.canAdmin || !(this.selected < this.head)
+    this.restoreButton.disabled = !this.canEdit || !(this.selected < this.head)
   }
 
   /** Shows the text at `seq` in place of the editor. */
@@ -588,7 +588,7 @@ export class HistoryPanel {
   }
 
   _askRestore () {
-    if (!this.canAdmin || this.selected === null || !(this.selected < this.head)) return
+    if (!this.canEdit || this.selected === null || !(this.selected < this.head)) return
     this.dialogText.textContent = `The text will become what it was at change ${this.selected}, for everyone editing. ` +
       'Nothing is lost: today’s text stays in the history and can be restored too.'
     this.confirmButton.disabled = false
@@ -616,7 +616,7 @@ export class HistoryPanel {
   }
 
   async _nameVersion () {
-    if (!this.canAdmin) return
+    if (!this.canEdit) return
     const name = this.versionName.value.trim()
     if (!name) {
       this.versionName.focus()

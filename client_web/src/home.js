@@ -99,7 +99,7 @@ export const renderHome = (root, { api, docUrl, token = null }) => {
       text: 'Rename',
       attrs: { 'aria-label': `Rename “${doc.title || UNTITLED}”`, 'data-testid': 'rename-doc' }
     })
-    const canRename = accessFor(token, doc.id).canAdmin
+    const canRename = accessFor(token, doc.id).canWrite
     const item = h('li', { class: 'doc-item', dataset: { id: doc.id }, attrs: { 'data-testid': 'doc-item' } }, [
       h('div', { class: 'doc-entry' }, [link, meta]),
       people,
