@@ -14,6 +14,7 @@ from server.errors import MalformedMessage
 from server.realtime.protocol import Reader
 
 MAX_CLIENTS_PER_UPDATE = 1000
+MAX_REMEMBERED_CLOCKS = 10_000
 
 
 @dataclass(slots=True)
@@ -77,4 +78,8 @@ class AwarenessRelay:
         for client, clock, _ in gone:
             del self.states[client]
             self.clocks[client] = clock
+        if len(self.clocks) > MAX_REMEMBERED_CLOCKS + len(self.states):
+            # Departed clients' clocks only guard against their own stale updates; past a
+            # bound, forget them rather than grow with every client id a room has ever seen.
+            self.clocks = {c: self.clocks[c] for c in self.states}
         return encode(gone) if gone else None
