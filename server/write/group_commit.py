@@ -125,7 +125,8 @@ class RoomWriter:
                     # The doc now holds what the log never will: rebuild it. Everyone else
                     # in the batch is told to reconnect and resend.
                     _fail(command, exc)
-                    self._poison(commands, Unavailable("document is reloading; reconnect and resend"))
+                    self._poison(
+                        commands, Unavailable("document is reloading; reconnect and resend"))
                     return
                 except InvalidUpdate as exc:
                     _fail(command, exc)
