@@ -6,6 +6,7 @@ projector has reached it; a seq past the document's head does not exist (NotFoun
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import OrderedDict
@@ -74,6 +75,10 @@ def _list_item(v: ViewRow) -> Json:
         "size": v.size,
         "contributors": v.contributors,
     }
+
+
+async def _empty() -> str:
+    return ""
 
 
 class TextCache:
@@ -185,7 +190,7 @@ class Queries:
 
     async def text_at(self, doc_id: str, seq: int, position: Position | None = None) -> str:
         """The text after events 1..seq: the nearest snapshot (either side, or the current
-        view) and the changes between it and seq. Costs three queries and at most half a
+        view) and the changes between it and seq, the two fetched at once. At most half a
         snapshot interval of changes, however long the log."""
         if seq <= 0:
             return ""
@@ -202,15 +207,29 @@ class Queries:
         if above is not None and above - seq < seq - below:
             base: tuple[int, str] | None
             if above == position.snapshot_above:
-                text = await self._snapshot_text(doc_id, above)
+                text, changes = await asyncio.gather(
+                    self._snapshot_text(doc_id, above),
+                    self.read_model.changes(doc_id, seq, above),
+                )
                 base = None if text is None else (above, text)
             else:
+                # The view moves on as the projector saves: its seq bounds the changes.
                 base = await self.read_model.view_text(doc_id)
+                if base is not None:
+                    changes = await self.read_model.changes(doc_id, seq, base[0])
             if base is not None:
                 content = bytearray(base[1].encode())
-                for change in reversed(await self.read_model.changes(doc_id, seq, base[0])):
+                for change in reversed(changes):
                     revert_ops(content, change.ops)
                 return content.decode(errors="replace")
+        start, forward = await asyncio.gather(
+            self._snapshot_text(doc_id, below) if below > 0 else _empty(),
+            self.read_model.changes(doc_id, below, seq),
+        )
+        content = bytearray((start or "").encode())
+        for change in forward:
+            apply_ops(content, change.ops)
+        return content.decode(errors="replace")
         start = ""
         if below > 0:
             start = await self._snapshot_text(doc_id, below) or ""
