@@ -4,8 +4,9 @@
     print(summarise(out_path))                     # top functions, self and inclusive
 
 py-spy (`pip install py-spy`) is optional: without it, nothing is recorded. It samples without
-pausing the server (`--nonblocking`, 100 Hz, GIL holders only) and runs on the client CPU, so
-the figures of a profiled run move little; still, compare profiled runs only with each other.
+pausing the server (`--nonblocking`, 100 Hz, every running thread, so time in SQLite shows
+too) and runs on the client CPU, so the figures of a profiled run move little; still, compare
+profiled runs only with each other.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def profiled(
         return
     proc = subprocess.Popen(
         [PY_SPY, "record", "-p", str(pid), "--format", "raw", "-o", str(out),
-         "--rate", "100", "--nonblocking", "--gil"],
+         "--rate", "100", "--nonblocking"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         preexec_fn=preexec,
     )  # fmt: skip
@@ -82,7 +83,7 @@ def summarise(path: Path, top: int = 25) -> str:
             incl_counts[f] += count
     if total == 0:
         return "(no samples)"
-    lines = [f"{total} samples (GIL held)", "", "self:"]
+    lines = [f"{total} samples of running threads", "", "self:"]
     lines += [f"  {c / total:6.1%}  {f}" for f, c in self_counts.most_common(top)]
     lines += ["", "inclusive:"]
     lines += [f"  {c / total:6.1%}  {f}" for f, c in incl_counts.most_common(top)]
