@@ -18,7 +18,7 @@ from tests.conftest import new_postgres_url
 from tests.support.pyclient import YClient, wait_for
 from tests.support.replay import cold_replay
 from tests.support.server_process import ROOT, ServerProcess
-from tests.support.services import PostgresServer
+from tests.support.services import PostgresServer, RedisServer
 
 
 async def read_side(http: httpx.AsyncClient, doc_id: str, min_seq: int) -> dict[str, object]:
@@ -188,3 +188,50 @@ async def _wait_head_at(http: httpx.AsyncClient, base: str, doc_id: str, at_leas
             return int(answer.json()["seq"])
         await asyncio.sleep(0.02)
     raise AssertionError(f"{doc_id} did not reach seq {at_least}")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_nodes_project_together_as_one_rebuild_would(
+    pg_server: PostgresServer, redis_server: RedisServer,
+) -> None:
+    """Two full nodes on one Postgres and Redis: both run a projector; the leases share the
+    documents out, reads on either node see writes made on the other, and the tables they
+    keep equal a rebuild's."""
+    asyncio.run(_two_nodes(new_postgres_url(pg_server), redis_server.url))
+
+
+async def _two_nodes(url: str, redis_url: str) -> None:
+    env = {"PALIMPSEST_REDIS_PREFIX": f"history-{os.getpid()}-{time.monotonic_ns()}"}
+    with ServerProcess(url, redis_url=redis_url, env=env) as one, \
+            ServerProcess(url, redis_url=redis_url, env=env) as two:
+        async with httpx.AsyncClient(timeout=20) as http:
+            docs = [f"shared-{i}" for i in range(4)]
+            clients = [YClient((one if i % 2 else two).ws_url, doc, name=f"u{i}")
+                       for i, doc in enumerate(docs)]
+            for client in clients:
+                await client.connect()
+            try:
+                for round_ in range(10):
+                    for client in clients:
+                        client.insert(len(client.value()), f"{round_} ")
+                    await asyncio.sleep(0.01)
+                for i, doc in enumerate(docs):
+                    reader = two if i % 2 else one  # the other node
+                    seq = await _wait_head_at(http, reader.http_url, doc, 10)
+                    answer = await http.get(f"{reader.http_url}/api/documents/{doc}",
+                                            params={"min_seq": seq})
+                    assert answer.status_code == 200, answer.text
+                    assert answer.json()["text"] == clients[i].value()
+            finally:
+                for client in clients:
+                    await client.close()
+    db = open_database(url)
+    try:
+        kept = await ReadModel(db).dump(1000)
+        from server.read.rebuild import rebuild
+
+        await rebuild(db, snapshot_every=1000)
+        assert await ReadModel(db).dump(1000) == kept
+    finally:
+        await db.dispose()
