@@ -26,6 +26,8 @@ const clients = [...writers, ...readers]
 
 const sentAt = new Map() // token -> send time (ms, performance.now())
 const latencies = [] // ms, one per (update, reader) delivery
+const sentSecond = [] // for each delivery, the second of the run its update was sent in
+let runStart = 0
 let unknownTokens = 0
 let duplicates = 0
 const TOKEN = /\[w(\d+):(\d+)\]/g
@@ -42,6 +44,7 @@ for (const r of readers) {
         if (seen.has(m[0])) { duplicates++; continue }
         seen.add(m[0])
         latencies.push(now - t)
+        sentSecond.push(Math.floor((t - runStart) / 1000))
       }
     }
   })
@@ -67,6 +70,7 @@ try {
   const period = 1000 / opts.rate
   const perWriter = Math.floor(opts.seconds * opts.rate)
   const start = performance.now() + 50
+  runStart = start
   lag.enable()
   const elu0 = performance.eventLoopUtilization()
   const cpu0 = process.cpuUsage()
@@ -93,6 +97,14 @@ try {
   lag.disable()
 
   const sorted = Float64Array.from(latencies).sort()
+  // p99 of the updates sent in each second: shows whether a server falls further behind as the
+  // run goes on (a queue building up) or has isolated stalls.
+  const bySecond = []
+  for (let i = 0; i < latencies.length; i++) {
+    const sec = Math.max(0, sentSecond[i])
+    ;(bySecond[sec] ||= []).push(latencies[i])
+  }
+  const p99BySecond = bySecond.map((l) => l ? Math.round(percentile(Float64Array.from(l).sort(), 0.99)) : null)
   const sum = latencies.reduce((a, b) => a + b, 0)
   // All clients must also agree on the final text.
   const finalText = writers[0].text.toString()
@@ -113,6 +125,7 @@ try {
     p99_ms: percentile(sorted, 0.99),
     max_ms: sorted.length ? sorted[sorted.length - 1] : null,
     mean_ms: latencies.length ? sum / latencies.length : null,
+    p99_by_second_ms: p99BySecond,
     client_cpu_s: (cpu.user + cpu.system) / 1e6,
     client_event_loop_utilization: elu,
     client_loop_delay_p99_ms: lag.percentile(99) / 1e6
