@@ -456,11 +456,11 @@ class ReadModel:
         )
         return float(rows[0].time) if rows else None
 
-    async def seq_at_time(self, doc_id: str, time: float) -> int:
-        """The last seq committed at or before `time` (0 if none)."""
+    async def seq_before_time(self, doc_id: str, time: float) -> int:
+        """The last seq committed strictly before `time` (0 if none)."""
         rows = await self._all(
             select(func.max(events.c.seq)).where(events.c.doc_id == doc_id,
-                                                  events.c.time <= time)
+                                                  events.c.time < time)
         )
         return int(rows[0][0] or 0)
 

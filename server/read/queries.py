@@ -185,7 +185,9 @@ class Queries:
     async def document_at_time(self, doc_id: str, at_time: str) -> Json:
         when = parse_time(at_time)
         await self._head(doc_id)
-        seq = await self.read_model.seq_at_time(doc_id, when)
+        # Times in answers are whole milliseconds (truncated): a time read from an answer
+        # covers its whole millisecond, so it finds the event it was read from.
+        seq = await self.read_model.seq_before_time(doc_id, when + 0.001)
         return await self.document_at(doc_id, seq)
 
     async def text_at(self, doc_id: str, seq: int, position: Position | None = None) -> str:

@@ -188,3 +188,15 @@ def test_a_read_only_node_serves_the_client_and_bounds_min_seq(tmp_path: Path) -
         assert_error(call(reader, "GET", "/api/documents/late?min_seq=1"), 504,
                      "read_side_behind")
         assert_error(call(reader, "GET", "/api/documents/late?at=1"), 504, "read_side_behind")
+
+
+def test_at_time_reads_the_document_as_of_that_moment(server: ServerProcess) -> None:
+    events = call(server, "GET", "/api/documents/doc/events").json()["items"]
+    created, edited = events[0], events[-1]
+    now = call(server, "GET", "/api/documents/doc", params={"at_time": edited["time"]}).json()
+    assert (now["seq"], now["text"]) == (edited["seq"], "hello")
+    before = call(server, "GET", "/api/documents/doc",
+                  params={"at_time": "2000-01-01T00:00:00Z"}).json()
+    assert (before["seq"], before["text"]) == (0, "")
+    assert call(server, "GET", "/api/documents/doc",
+                params={"at_time": created["time"]}).json()["seq"] == created["seq"]
