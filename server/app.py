@@ -98,7 +98,8 @@ def create_app(settings: Settings) -> Starlette:
         app.state.commands = CommandService(store, rooms, bus)
         projector: Projector | None = None
         if settings.role in PROJECTOR_ROLES:
-            projector = Projector(store, read_model, snapshot_every=settings.snapshot_every)
+            projector = Projector(store, read_model, snapshot_every=settings.snapshot_every,
+                                  coalesce_seconds=settings.projector_coalesce_seconds)
             projector.on_progress(freshness.notify)
             await projector.start(bus)
         app.state.projector = projector

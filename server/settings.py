@@ -49,6 +49,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
+    projector_coalesce_seconds: float = 0.05
     read_wait_seconds: float = 5.0  # how long ?min_seq= (and reads of a past seq) may wait
     max_batch: int = 512
     ws_ping_interval: float = 20.0
@@ -90,6 +91,7 @@ class Settings:
             allowed_origins=origins,
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
+            projector_coalesce_seconds=_float(env, "PALIMPSEST_PROJECTOR_COALESCE_SECONDS", 0.05),
             read_wait_seconds=_float(env, "PALIMPSEST_READ_WAIT_SECONDS", 5.0),
             max_batch=_int(env, "PALIMPSEST_MAX_BATCH", 512),
             ws_ping_interval=_float(env, "PALIMPSEST_WS_PING_INTERVAL", 20.0),

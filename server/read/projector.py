@@ -42,6 +42,7 @@ class Projector:
         snapshot_every: int,
         rules: GroupingRules | None = None,
         poll_interval: float = 1.0,
+        coalesce_seconds: float = 0.0,
         lease_seconds: float = 15.0,
         batch_size: int = 1000,
         cache_size: int = 32,
@@ -51,6 +52,7 @@ class Projector:
         self.snapshot_every = snapshot_every
         self.rules = rules or GroupingRules()
         self.poll_interval = poll_interval
+        self.coalesce_seconds = coalesce_seconds
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
         self.cache_size = cache_size
@@ -98,6 +100,10 @@ class Projector:
                 log.warning("projector pass failed, retrying: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            if self.coalesce_seconds > 0:
+                # Let a burst of commits pile up: one pass then projects them all, instead of
+                # a pass (lease, read, save) per event competing with the write path.
+                await asyncio.sleep(self.coalesce_seconds)
 
     # Work
 
