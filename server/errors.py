@@ -65,9 +65,8 @@ class InvalidUpdate(BadRequest):
 
 
 class TaintingUpdate(InvalidUpdate):
-    """Rejected, but only after it reached the room's doc (a panic mid-apply, or structs left
-    pending on missing dependencies, which a snapshot would silently drop): the room must be
-    rebuilt from the log."""
+    """Rejected, but only after it reached the room's doc (yrs panicked mid-apply): the room
+    must be rebuilt from the log."""
 
 
 class TooLarge(PalimpsestError):

@@ -13,6 +13,7 @@ from typing import Any
 
 from pycrdt import Doc, Text, merge_updates
 
+from server.pending import PendingUpdates
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
 from storage.read_model import ChangeRow, ProjectionBatch, RevisionRow, VersionRow, ViewRow
@@ -37,6 +38,7 @@ class DocumentProjection:
         self.doc_id = doc_id
         self.rules = rules
         self.snapshot_every = snapshot_every
+        self.pending = PendingUpdates()
         self.doc: Doc[Any] = Doc()
         self.text = self.doc.get("content", type=Text)
         self.content = bytearray()
@@ -63,7 +65,9 @@ class DocumentProjection:
         if state:
             self.doc.apply_update(state)
         for start in range(0, len(updates), MERGE_CHUNK):
-            self.doc.apply_update(merge_updates(*updates[start : start + MERGE_CHUNK]))
+            merged = merge_updates(*updates[start : start + MERGE_CHUNK])
+            self.doc.apply_update(merged)
+            self.pending.after_apply(self.doc, merged)
         self._deltas.clear()
         self.content = bytearray(str(self.text).encode())
         self.seq = seq
@@ -87,6 +91,7 @@ class DocumentProjection:
             # The write side validated it; if it still fails, the rooms skip it too.
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
+        self.pending.after_apply(self.doc, event.payload)
         ops: list[Op] = []
         for delta in self._deltas:
             ops += apply_delta(self.content, delta)
@@ -128,7 +133,9 @@ class DocumentProjection:
                            str(event.meta.get("name", "")), event.actor, event.time)
             )
         self.seq = event.seq
-        if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0:
+        # With structs pending on missing dependencies the doc encodes without them: skip
+        # this snapshot rather than store one that loses them (server/pending.py).
+        if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0 and not self.pending:
             batch.snapshots.append(
                 SnapshotRecord(self.doc_id, event.seq, self.doc.get_update(), self.text_now(),
                                event.time)

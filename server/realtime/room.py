@@ -11,9 +11,10 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from pycrdt import Doc, Text, TransactionEvent, get_update, merge_updates
+from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
+from server.pending import PendingUpdates
 from server.realtime import protocol
 from server.realtime.awareness import AwarenessRelay
 from server.realtime.connection import Connection
@@ -36,6 +37,7 @@ class Room:
         self.awareness = AwarenessRelay()
         self.lock = asyncio.Lock()
         self._changed = False
+        self.pending = PendingUpdates()
         self._subscription = self.doc.observe(self._on_transaction)
 
     def _on_transaction(self, _event: TransactionEvent) -> None:
@@ -53,21 +55,25 @@ class Room:
             if event.kind in UPDATE_KINDS:
                 chunk.append(event.payload)
                 if len(chunk) >= MERGE_CHUNK:
-                    self.doc.apply_update(merge_updates(*chunk))
+                    self._apply_loaded(merge_updates(*chunk))
                     chunk = []
             self.applied_seq = event.seq
         if chunk:
-            self.doc.apply_update(merge_updates(*chunk))
+            self._apply_loaded(merge_updates(*chunk))
+
+    def _apply_loaded(self, update: bytes) -> None:
+        self.doc.apply_update(update)
+        self.pending.after_apply(self.doc, update)
 
     # Applying
 
     def try_apply(self, update: bytes) -> bool:
         """Apply a client's update; True if it changed the document (so must be stored).
 
-        False means a no-op: everything in it is already here. Raises InvalidUpdate if it does
-        not decode (the doc is untouched), TaintingUpdate if it left the doc in a state the log
-        cannot reproduce: structs pending on dependencies the document lacks (yrs keeps them
-        out of every encoded state, so a snapshot would drop them) or a panic mid-apply.
+        False means a no-op: everything in it is already here. An update ahead of its
+        dependencies (server/pending.py) is kept pending by the doc and must be stored. Raises
+        InvalidUpdate if it does not decode (the doc is untouched), TaintingUpdate if yrs
+        panicked mid-apply (the doc may be half-changed: rebuild it from the log).
         """
         self._changed = False
         try:
@@ -78,9 +84,8 @@ class Room:
             raise InvalidUpdate(f"update does not apply: {str(exc)[:80]}") from None
         except BaseException as exc:  # pycrdt panics are BaseExceptions
             raise TaintingUpdate(f"update does not apply: {str(exc)[:80]}") from None
-        if get_update(update, self.doc.get_state())[:1] != b"\x00":
-            raise TaintingUpdate("update depends on changes this document does not have")
-        return self._changed
+        # Structs waiting for their dependencies change nothing yet, but must be stored.
+        return self.pending.after_apply(self.doc, update) or self._changed
 
     def apply_event(self, event: EventRecord) -> None:
         """Apply a committed event from the log (another node's, or one we missed)."""
@@ -99,6 +104,8 @@ class Room:
                 raise
             except BaseException:
                 log.exception("event %s/%s in the log does not apply", self.doc_id, event.seq)
+            else:
+                self.pending.after_apply(self.doc, event.payload)
         self.applied_seq = event.seq
 
     # Reading (callers hold the lock when a batch may be in flight)
@@ -106,6 +113,10 @@ class Room:
     def sync_step2_for(self, state_vector: bytes) -> bytes:
         try:
             update = self.doc.get_update(state_vector)
+            if self.pending:
+                # yrs leaves pending structs out of what it encodes; a newcomer needs them too,
+                # to integrate them when their dependencies arrive.
+                update = merge_updates(update, *self.pending.updates)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:

@@ -160,7 +160,8 @@ class RoomManager:
         self._rooms.pop(room.doc_id, None)
         await self.bus.unsubscribe(room.doc_id, opened.handler)
         await opened.writer.stop()
-        if snapshot and not opened.writer.poisoned and room.applied_seq > 0:
+        # A doc with pending structs would encode without them: no snapshot then.
+        if snapshot and not opened.writer.poisoned and room.applied_seq > 0 and not room.pending:
             await self._save_snapshot(room)
 
     async def _save_snapshot(self, room: Room) -> None:
