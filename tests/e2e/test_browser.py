@@ -39,7 +39,8 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # noqa: E402  (a required test dependency)
+
 expect = playwright_api.expect
 Page = playwright_api.Page
 

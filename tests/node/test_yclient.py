@@ -10,10 +10,12 @@ import pytest
 from tests.node.refserver import SERVER_JS, free_port, reference_server
 from tests.node.yclient import YClientError, yclient
 
-pytestmark = [
-    pytest.mark.node,
-    pytest.mark.skipif(not SERVER_JS.is_file(), reason="run `npm ci` in tests/node"),
-]
+pytestmark = pytest.mark.node
+
+
+def test_the_reference_server_is_installed() -> None:
+    # A missing install must fail loudly, never skip: ./scripts/test.sh runs `npm ci` here.
+    assert SERVER_JS.is_file(), "run `npm ci` in tests/node"
 
 
 async def test_two_clients_converge_through_the_server() -> None:
