@@ -40,6 +40,8 @@ CLIENT_CPUS = {1}
 SERVERS = {
     "palimpsest-sqlite": "Palimpsest, event log in SQLite (defaults: no permessage-deflate)",
     "palimpsest-postgres": "Palimpsest, event log in PostgreSQL 15",
+    "palimpsest-postgres-write": "Palimpsest on PostgreSQL, --role write: the write path alone "
+    "(no projector in the process; the read side would run as its own --role projector)",
     "palimpsest-sqlite-deflate": "Palimpsest on SQLite with PALIMPSEST_WS_DEFLATE=1",
     "y-websocket-server": "@y/websocket-server 0.1.1 (Node, in memory; the reference)",
     "pycrdt-websocket": "pycrdt-websocket 0.16.5 on uvicorn, in memory (uvicorn default: deflate)",
@@ -244,6 +246,8 @@ class ServerFactory:
         elif name.startswith("palimpsest-"):
             argv = [str(VENV_BIN / "palimpsest"), "serve",
                     "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+            if name.endswith("-write"):
+                argv += ["--role", "write"]
             env.update(PALIMPSEST_BENCH_ENV)
             if name.endswith("-deflate"):
                 env["PALIMPSEST_WS_DEFLATE"] = "1"
