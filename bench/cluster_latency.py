@@ -40,6 +40,8 @@ from pycrdt import Doc, Text, TransactionEvent  # noqa: E402
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 
 from bench.servers import cpu_seconds, machine_busy_seconds, wait_for_quiet  # noqa: E402
+from server.realtime.protocol import Reader as FrameReader  # noqa: E402
+from server.realtime.protocol import sync_step1, sync_update  # noqa: E402
 from storage.migrate import migrate  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
@@ -47,32 +49,9 @@ from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 CHUNK = 8
 
 
-def var_uint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def read_var_uint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
-def sync_update(update: bytes) -> bytes:
-    return b"\x00\x02" + var_uint(len(update)) + update
-
-
-def sync_step1(state_vector: bytes) -> bytes:
-    return b"\x00\x00" + var_uint(len(state_vector)) + state_vector
+    reader = FrameReader(data, at)
+    return reader.var_uint(), reader.pos
 
 
 async def connect(url: str) -> ClientConnection:

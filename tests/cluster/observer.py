@@ -9,25 +9,8 @@ import websockets
 from pycrdt import Doc, Text
 from websockets.asyncio.client import ClientConnection
 
-
-def _var_uint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
-def var_uint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+from server.realtime import protocol
+from server.realtime.protocol import Reader
 
 
 class Observer:
@@ -42,7 +25,7 @@ class Observer:
     async def start(self) -> Observer:
         self._ws = await websockets.connect(self.url, max_size=None)
         state = Doc().get_state()
-        await self._ws.send(b"\x00\x00" + var_uint(len(state)) + state)  # sync step 1
+        await self._ws.send(protocol.sync_step1(state))
         self._task = asyncio.create_task(self._read())
         return self
 
@@ -53,8 +36,7 @@ class Observer:
                 if isinstance(frame, bytes) and frame[:1] == b"\x00" and frame[1:2] in (
                     b"\x01", b"\x02"
                 ):
-                    length, at = _var_uint(frame, 2)
-                    self.doc.apply_update(frame[at : at + length])
+                    self.doc.apply_update(Reader(frame, 2).var_bytes())
                     self.updates += 1
 
     def value(self) -> str:

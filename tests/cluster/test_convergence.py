@@ -7,6 +7,7 @@ import random
 
 import websockets
 
+from server.realtime import awareness, protocol
 from tests.cluster.replay import assert_gap_free, log_seqs_and_text
 from tests.support.pyclient import YClient, wait_for
 from tests.support.server_process import ServerProcess
@@ -88,27 +89,10 @@ async def test_presence_on_one_node_reaches_a_client_on_another(
             websockets.connect(two_nodes[0].ws_url + url) as writer:
         await reader.recv()  # sync step 1: the reader's room is open and subscribed
         await writer.recv()
-        update = _awareness_update(client_id=4242, clock=1, state='{"user":"ann"}')
-        await writer.send(b"\x01" + _var_bytes(update))
+        update = awareness.encode([(4242, 1, '{"user":"ann"}')])
+        await writer.send(protocol.awareness(update))
         async with asyncio.timeout(5):
             while True:
                 frame = await reader.recv()
                 if isinstance(frame, bytes) and frame[:1] == b"\x01" and b'"ann"' in frame:
                     break
-
-
-def _var_uint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _var_bytes(data: bytes) -> bytes:
-    return _var_uint(len(data)) + data
-
-
-def _awareness_update(client_id: int, clock: int, state: str) -> bytes:
-    return _var_uint(1) + _var_uint(client_id) + _var_uint(clock) + _var_bytes(state.encode())
