@@ -22,6 +22,7 @@ from server.realtime.bus import EVENT, Bus, BusMessage
 from server.realtime.rooms import RoomManager
 from server.write.commands import ApplyUpdate
 from server.write.restore import plan_restore
+from server.write.validation import EMPTY_UPDATE
 from storage.event_store import EventStore
 from storage.records import EventRecord, NewEvent
 
@@ -30,7 +31,6 @@ MAX_TITLE = 200
 MAX_VERSION_NAME = 200
 UPDATE_KINDS = frozenset({"update", "restore"})
 # An empty Yjs update (no structs, no deletes): a restore that changes nothing still records.
-EMPTY_UPDATE = b"\x00\x00"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,3 @@ def validate_update(update: bytes, limits: Limits) -> bool:
     except BaseException as exc:
         raise InvalidUpdate(f"malformed Yjs update: {str(exc)[:80]}") from None
     return text_only
-
-
-def is_empty(update: bytes) -> bool:
-    return update == EMPTY_UPDATE
