@@ -44,9 +44,7 @@ from bench.servers import (  # noqa: E402
 )
 
 BENCH = REPO / "bench"
-DEFAULT_TRACE = REPO.parent / "shared" / "data" / "editing-traces" / "automerge-paper.json.gz"
-if not DEFAULT_TRACE.exists():
-    DEFAULT_TRACE = Path("/work/shared/data/editing-traces/automerge-paper.json.gz")
+DEFAULT_TRACE = REPO / "tests" / "data" / "editing-traces" / "automerge-paper.json.gz"
 
 
 def ensure_node_modules() -> None:

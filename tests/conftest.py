@@ -65,4 +65,4 @@ def server(database_url: str) -> Iterator[ServerProcess]:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-TRACES = ROOT.parent / "shared" / "data" / "editing-traces"
+TRACES = ROOT / "tests" / "data" / "editing-traces"

@@ -1,7 +1,7 @@
 """Known-bad Yjs updates: mutations of real trace updates, and the bombs measured by hand.
 
 Real updates come from replaying the first transactions of an editing trace
-(/work/shared/data/editing-traces) through a pycrdt document, one update per transaction, as
+(tests/data/editing-traces) through a pycrdt document, one update per transaction, as
 an editor would send them. Each mutation is deterministic (seeded), so a failure reproduces.
 """
 
@@ -11,22 +11,13 @@ import gzip
 import json
 import random
 from functools import cache
-from pathlib import Path
 
 from pycrdt import Doc, Text, write_var_uint
 
 from tests.conftest import TRACES
 
 
-def _traces() -> Path:
-    # tests.conftest.TRACES is right for /work/main; from a worktree, look further up.
-    for folder in (TRACES, *(p / "shared/data/editing-traces" for p in TRACES.parents)):
-        if folder.is_dir():
-            return folder
-    raise FileNotFoundError(f"no editing traces at or above {TRACES}")
-
-
-TRACE = _traces() / "friendsforever_flat.json.gz"
+TRACE = TRACES / "friendsforever_flat.json.gz"
 HUGE = write_var_uint(2**40)
 
 

@@ -14,16 +14,8 @@ from storage.event_store import EventStore
 from storage.records import EventRecord
 
 
-def _traces() -> Path:
-    # The nearest ancestor with shared/data (from /work/main or from a worktree under /work/wt).
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / "shared" / "data" / "editing-traces"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/data/editing-traces not found above " + __file__)
-
-
-TRACES = _traces()
+# The project's own copy of the traces (licences in its README.md).
+TRACES = Path(__file__).resolve().parents[1] / "data" / "editing-traces"
 
 
 async def stored_events(database_url: str, doc_id: str) -> list[EventRecord]:
