@@ -16,7 +16,6 @@ from pycrdt import Doc, Text, write_var_uint
 
 from tests.conftest import TRACES
 
-
 TRACE = TRACES / "friendsforever_flat.json.gz"
 HUGE = write_var_uint(2**40)
 

@@ -13,7 +13,6 @@ from storage.database import open_database
 from storage.event_store import EventStore
 from storage.records import EventRecord
 
-
 # The project's own copy of the traces (licences in its README.md).
 TRACES = Path(__file__).resolve().parents[1] / "data" / "editing-traces"
 
