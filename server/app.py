@@ -1,6 +1,9 @@
-"""The composition root: create_app(settings) builds every engine, client and task.
+"""The composition root: create_app(settings) builds every engine, client, side and task.
 
-Nothing is built at import time; the lifespan starts and stops it all in order.
+Nothing is built at import time. The three sides meet only here: the write side gets the
+realtime side's rooms as its fan-out port, the HTTP edge gets the realtime side's sessions as
+its revocation port, and each edge gets its collaborators by name. The lifespan starts and
+stops it all in order. `build_projector` is the read side's half, shared with the rebuild.
 """
 
 from __future__ import annotations
@@ -17,23 +20,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server.access_api import revoke_endpoint
+from server.auth import Access, Revocations
+from server.bus import Bus, LocalBus
 from server.errors import PalimpsestError
-from server.metrics import CountingEventStore, Metrics, metrics_endpoint
-from server.read import openapi
-from server.read.api import command_routes, error_response, not_found, query_routes
+from server.http import openapi
+from server.http.access import AccessRoutes
+from server.http.command_routes import CommandRoutes
+from server.http.errors import error_response, not_found
+from server.http.query_routes import QueryRoutes
+from server.metrics import CountingEventStore, Metrics
 from server.read.freshness import Freshness
 from server.read.projector import Projector
 from server.read.queries import Queries
-from server.realtime.bus import Bus, LocalBus
-from server.realtime.rooms import RoomManager
-from server.realtime.websocket import websocket_endpoint
-from server.sessions import Sessions
+from server.realtime.rooms import Rooms
+from server.realtime.sessions import Sessions
+from server.realtime.websocket import DocumentSocket
 from server.settings import Settings
 from server.web import client_routes
-from server.write.service import CommandService
+from server.write.documents import DocumentSettings, LiveDocuments
+from server.write.handlers import WriteSide
 from storage.database import is_sqlite, open_database
 from storage.errors import StorageError
+from storage.event_store import EventStore
 from storage.migrate import migrate, require_latest
 from storage.read_model import ReadModel
 
@@ -47,68 +55,71 @@ PROJECTOR_ROLES = {"all", "projector"}  # the projector task
 def make_bus(settings: Settings, node_id: str) -> Bus:
     bus: Bus = LocalBus(node_id)
     if settings.redis_url:
-        from server.realtime.redis_bus import RedisBus
+        from server.bus.redis_bus import RedisBus
 
         bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
     if settings.test_bus_faults:
-        from server.realtime.bus_faults import Faults, FaultyBus
+        from server.bus.faults import Faults, FaultyBus
 
         bus = FaultyBus(bus, Faults.parse(settings.test_bus_faults))
     return bus
 
 
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "node": request.app.state.node_id,
-                         "role": request.app.state.settings.role})
-
-
-async def openapi_schema(_request: Request) -> Response:
-    return JSONResponse(openapi.schema())
+def build_projector(store: EventStore, read_model: ReadModel, settings: Settings) -> Projector:
+    return Projector(store, read_model, snapshot_every=settings.snapshot_every,
+                     coalesce_seconds=settings.projector_coalesce_seconds)
 
 
 def create_app(settings: Settings) -> Starlette:
     node_id = uuid.uuid4().hex[:12]
+    metrics = Metrics()
+    db = open_database(settings.database_url)  # engines connect on first use, in the loop
+    bus = make_bus(settings, node_id)
+    store = CountingEventStore(db, metrics)
+    read_model = ReadModel(db)
+    revocations = Revocations()
+    access = Access(settings, revocations)
+
+    rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
+    documents = LiveDocuments(store, bus, rooms, DocumentSettings(
+        max_batch=settings.max_batch, grace_seconds=settings.room_grace_seconds,
+        sweep_seconds=settings.room_sweep_seconds))
+    write = WriteSide(store, documents)
+    sessions = Sessions(settings.limits, bus, revocations)  # the revocation port
+    freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
+    queries = Queries(store, read_model, freshness)
+    projector: Projector | None = None
+    if settings.role in PROJECTOR_ROLES:
+        projector = build_projector(store, read_model, settings)
+        projector.on_progress(freshness.notify)
+    metrics.watch(lambda: documents.open_count, lambda: rooms.connection_count)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "node": node_id, "role": settings.role})
+
+    async def openapi_schema(_request: Request) -> Response:
+        return JSONResponse(openapi.schema())
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return await metrics.endpoint(read_model)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if is_sqlite(settings.database_url):
             await migrate(settings.database_url)
         else:
             await require_latest(settings.database_url)
-        db = open_database(settings.database_url)
-        bus = make_bus(settings, node_id)
         await bus.start()
-        metrics: Metrics = app.state.metrics
-        store = CountingEventStore(db, metrics)
-        rooms = RoomManager(store, bus, settings)
-        rooms.start()
-        sessions = Sessions(settings.limits, bus)
-        app.state.sessions = sessions
-        app.state.revocations = sessions.revocations
-        metrics.watch(lambda: rooms.open_rooms,
-                      lambda: sum(len(o.room.connections) for o in rooms._rooms.values()))
-        read_model = ReadModel(db)
-        freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
-        app.state.db = db
-        app.state.bus = bus
-        app.state.store = store
-        app.state.rooms = rooms
-        app.state.read_model = read_model
-        app.state.queries = Queries(store, read_model, freshness)
-        app.state.commands = CommandService(store, rooms, bus)
-        projector: Projector | None = None
-        if settings.role in PROJECTOR_ROLES:
-            projector = Projector(store, read_model, snapshot_every=settings.snapshot_every,
-                                  coalesce_seconds=settings.projector_coalesce_seconds)
-            projector.on_progress(freshness.notify)
+        documents.start()
+        if projector is not None:
             await projector.start(bus)
-        app.state.projector = projector
         try:
             yield
         finally:
             if projector is not None:
                 await projector.stop()
-            await rooms.close()
+            rooms.close_all(1001, "server shutting down")
+            await documents.close()
             await bus.stop()
             await db.dispose()
 
@@ -118,11 +129,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/openapi.json", openapi_schema),
     ]
     if settings.role in WRITE_ROLES:
-        routes.append(WebSocketRoute("/ws/{doc_id:path}", websocket_endpoint))
-        routes.append(Route("/api/documents/{doc_id}/revoke", revoke_endpoint, methods=["POST"]))
-        routes += command_routes()
+        socket = DocumentSocket(settings, access, sessions, documents, rooms, write)
+        routes.append(WebSocketRoute("/ws/{doc_id:path}", socket.endpoint))
+        routes += AccessRoutes(access, sessions).routes()
+        routes += CommandRoutes(access, write, queries).routes()
     if settings.role in READ_ROLES:
-        routes += query_routes()
+        routes += QueryRoutes(access, queries).routes()
         routes += client_routes(client_dist(settings))
     handlers: dict[Any, Any] = {
         PalimpsestError: error_response,
@@ -130,11 +142,7 @@ def create_app(settings: Settings) -> Starlette:
         404: not_found,
         405: not_found,
     }
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.node_id = node_id
-    return app
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
 def client_dist(settings: Settings) -> Path:

@@ -135,17 +135,25 @@ def authenticate(conn: HTTPConnection, doc_id: str | None, settings: Settings,
     )
 
 
-def require(conn: HTTPConnection, doc_id: str | None, role: str = "read") -> Principal:
-    """For the HTTP API: the caller, if it holds at least `role` on doc_id (any valid token
-    when doc_id is None). Raises Unauthorised (401) or Forbidden (403)."""
-    state = conn.app.state
-    settings: Settings = state.settings
-    revocations: Revocations | None = getattr(state, "revocations", None)
-    principal = authenticate(conn, doc_id, settings, revocations)
-    if doc_id is not None and RANK[principal.role] < RANK[role]:
-        raise Forbidden(f"this needs the {role} role on document {doc_id}; "
-                        f"the token grants {principal.role}")
-    return principal
+@dataclass(frozen=True)
+class Access:
+    """Who may do what: the settings' secret and grants, and the revocations so far. Built once
+    at the composition root and handed to the edges that check callers."""
+
+    settings: Settings
+    revocations: Revocations
+
+    def authenticate(self, conn: HTTPConnection, doc_id: str | None) -> Principal:
+        return authenticate(conn, doc_id, self.settings, self.revocations)
+
+    def require(self, conn: HTTPConnection, doc_id: str | None, role: str = "read") -> Principal:
+        """The caller, if it holds at least `role` on doc_id (any valid token when doc_id is
+        None). Raises Unauthorised (401) or Forbidden (403)."""
+        principal = self.authenticate(conn, doc_id)
+        if doc_id is not None and RANK[principal.role] < RANK[role]:
+            raise Forbidden(f"this needs the {role} role on document {doc_id}; "
+                            f"the token grants {principal.role}")
+        return principal
 
 
 def origin_allowed(conn: HTTPConnection, settings: Settings) -> bool:

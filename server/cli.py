@@ -101,9 +101,12 @@ def create_token(args: argparse.Namespace) -> int:
 def run_rebuild(_args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from server.app import build_projector
     from server.read.rebuild import rebuild
     from storage.database import open_database
+    from storage.event_store import EventStore
     from storage.migrate import require_latest
+    from storage.read_model import ReadModel
 
     settings = Settings.from_env()
 
@@ -115,8 +118,10 @@ def run_rebuild(_args: argparse.Namespace) -> int:
         db = open_database(settings.database_url)
         bar = tqdm(total=0, unit="event", desc="rebuild", file=sys.stderr)
         try:
+            read_model = ReadModel(db)
+            projector = build_projector(EventStore(db), read_model, settings)
             return await rebuild(
-                db, snapshot_every=settings.snapshot_every,
+                read_model, projector,
                 on_total=lambda total: bar.reset(total=total), on_progress=bar.update,
             )
         finally:

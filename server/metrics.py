@@ -15,11 +15,11 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
 from starlette.responses import Response
 
 from storage.database import Database
 from storage.event_store import EventStore
+from storage.read_model import ReadModel
 from storage.records import EventRecord, NewEvent
 
 
@@ -51,6 +51,12 @@ class Metrics:
         data: bytes = generate_latest(self.registry)
         return data
 
+    async def endpoint(self, read_model: ReadModel | None) -> Response:
+        """GET /metrics: the gauges that need a query are read now."""
+        if read_model is not None:
+            self.projector_lag.set(await read_model.total_lag())
+        return Response(self.render(), media_type=CONTENT_TYPE_LATEST)
+
 
 class CountingEventStore(EventStore):
     """The event store, counting what it appends (every append goes through append_in)."""
@@ -68,8 +74,3 @@ class CountingEventStore(EventStore):
         return records
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    state = request.app.state
-    metrics: Metrics = state.metrics
-    metrics.projector_lag.set(await state.read_model.total_lag())
-    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from storage.errors import translated
+
 DEFAULT_SQLITE_PATH = Path("data") / "palimpsest.sqlite3"
 
 
@@ -50,14 +52,17 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on normal exit, rolled back on error."""
-        async with self.writer.begin() as conn:
-            yield conn
+        """A write transaction: committed on normal exit, rolled back on error. Driver errors,
+        in the body or at commit, come out as StorageUnavailable."""
+        with translated():
+            async with self.writer.begin() as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.connect() as conn:
-            yield conn
+        with translated():
+            async with self.reader.connect() as conn:
+                yield conn
 
     async def dispose(self) -> None:
         await self.writer.dispose()

@@ -1,10 +1,24 @@
-"""Errors raised by the storage layer.
+"""Errors raised by the storage layer, and the one place driver errors are translated.
 
     StorageError
     ├── SchemaNotReady      the database schema is missing or behind the code's migrations
     ├── DocumentNotFound    no document with that id
     └── StorageUnavailable  the database could not be reached or the transaction failed
 """
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+# What "the database is unreachable or failed the operation" looks like. asyncpg reports a
+# refused or dropped connection (Postgres restarting) as a plain OSError that SQLAlchemy does
+# not wrap, and raw driver calls raise asyncpg's own errors.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError, DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+)
 
 
 class StorageError(Exception):
@@ -23,3 +37,13 @@ class DocumentNotFound(StorageError):
 
 class StorageUnavailable(StorageError):
     """The database refused or lost the operation; the caller may retry."""
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn any driver error raised inside into StorageUnavailable (storage.database's
+    connections wrap every transaction in it, so callers only ever see StorageError)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StorageUnavailable(str(exc) or type(exc).__name__) from exc

@@ -18,18 +18,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
-from storage.errors import DocumentNotFound, StorageUnavailable
+from storage.errors import DocumentNotFound
 from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
 from storage.schema import documents, events, snapshots
 
 READ_BATCH = 2000
-# What "the database is unreachable" looks like: asyncpg's connect errors (connection refused
-# while Postgres restarts) reach us as plain OSError, unwrapped by SQLAlchemy.
-_UNAVAILABLE = (OperationalError, DBAPIError, OSError)
 
 _PG_APPEND = """
 WITH head AS (
@@ -73,22 +69,16 @@ class EventStore:
             .values(id=doc_id, title=title, head_seq=0, created_at=time.time())
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        try:
-            async with self.db.write() as conn:
-                result = await conn.execute(stmt)
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        async with self.db.write() as conn:
+            result = await conn.execute(stmt)
         return bool(result.rowcount)
 
     async def append(self, doc_id: str, new: Sequence[NewEvent]) -> list[EventRecord]:
         """Append `new` to the document's log in one transaction; returns them with seqs."""
         if not new:
             return []
-        try:
-            async with self.db.write() as conn:
-                return await self.append_in(conn, doc_id, new)
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        async with self.db.write() as conn:
+            return await self.append_in(conn, doc_id, new)
 
     async def append_in(
         self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
@@ -149,9 +139,10 @@ class EventStore:
                 [json.dumps(e.meta) if e.meta else "{}" for e in new],
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # Raw driver errors bypass SQLAlchemy: drop the connection from the pool ourselves.
+            # Raw driver errors bypass SQLAlchemy: drop the connection from the pool ourselves
+            # (db.write() then translates the error).
             await conn.invalidate(exc)
-            raise StorageUnavailable(str(exc)) from exc
+            raise
         if not rows:
             raise DocumentNotFound(doc_id)
         first = min(row[0] for row in rows)
@@ -174,11 +165,8 @@ class EventStore:
             )
             if until_seq is not None:
                 query = query.where(events.c.seq <= until_seq)
-            try:
-                async with self.db.read() as conn:
-                    rows = (await conn.execute(query)).all()
-            except _UNAVAILABLE as exc:
-                raise StorageUnavailable(str(exc)) from exc
+            async with self.db.read() as conn:
+                rows = (await conn.execute(query)).all()
             for row in rows:
                 yield _event(row)
             if len(rows) < READ_BATCH:
@@ -210,11 +198,8 @@ class EventStore:
             query = select(documents.c.id, documents.c.head_seq).where(
                 documents.c.id.in_(doc_ids[start : start + 500])
             )
-            try:
-                async with self.db.read() as conn:
-                    rows = (await conn.execute(query)).all()
-            except _UNAVAILABLE as exc:
-                raise StorageUnavailable(str(exc)) from exc
+            async with self.db.read() as conn:
+                rows = (await conn.execute(query)).all()
             heads.update((r.id, r.head_seq) for r in rows)
         return heads
 
@@ -240,11 +225,8 @@ class EventStore:
             )
             .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
         )
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(stmt)
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        async with self.db.write() as conn:
+            await conn.execute(stmt)
 
     async def snapshot_at_or_before(
         self, doc_id: str, seq: int | None = None
@@ -254,11 +236,8 @@ class EventStore:
         if seq is not None:
             query = query.where(snapshots.c.seq <= seq)
         query = query.order_by(snapshots.c.seq.desc()).limit(1)
-        try:
-            async with self.db.read() as conn:
-                row = (await conn.execute(query)).first()
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
         if row is None:
             return None
         return SnapshotRecord(row.doc_id, row.seq, bytes(row.state), row.text, row.time)

@@ -15,11 +15,9 @@ from typing import Any
 from sqlalchemy import Text, and_, delete, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
-from storage.errors import StorageUnavailable
 from storage.records import SnapshotRecord
 from storage.schema import (
     READ_MODEL_TABLES,
@@ -121,10 +119,6 @@ class LeaseLost(Exception):
     """Another projector took the document (or moved its checkpoint) meanwhile."""
 
 
-def _guard(exc: Exception) -> StorageUnavailable:
-    return StorageUnavailable(str(exc))
-
-
 class ReadModel:
     """SQL of the read side. Owns no engine: the Database is handed in."""
 
@@ -149,11 +143,8 @@ class ReadModel:
             .where(documents.c.head_seq > checkpoint)
             .order_by(documents.c.id)
         )
-        try:
-            async with self.db.read() as conn:
-                rows = (await conn.execute(query)).all()
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
         return [(r.id, int(r.head_seq), int(r.checkpoint)) for r in rows]
 
     async def claim(self, doc_id: str, owner: str, now: float, lease: float) -> int | None:
@@ -174,33 +165,24 @@ class ReadModel:
             .values(owner=owner, lease_until=now + lease)
             .returning(projector_checkpoints.c.seq)
         )
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(create)
-                seq = (await conn.execute(take)).scalar_one_or_none()
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.write() as conn:
+            await conn.execute(create)
+            seq = (await conn.execute(take)).scalar_one_or_none()
         return None if seq is None else int(seq)
 
     async def release(self, owner: str) -> None:
         """Give up every lease `owner` holds (on a clean stop)."""
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(projector_checkpoints)
-                    .where(projector_checkpoints.c.owner == owner)
-                    .values(owner=None, lease_until=0.0)
-                )
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(projector_checkpoints)
+                .where(projector_checkpoints.c.owner == owner)
+                .values(owner=None, lease_until=0.0)
+            )
 
     async def save(self, batch: ProjectionBatch, owner: str, now: float, lease: float) -> None:
         """Write a batch's rows and move the checkpoint, atomically; LeaseLost if not ours."""
-        try:
-            async with self.db.write() as conn:
-                await self._save_in(conn, batch, owner, now, lease)
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.write() as conn:
+            await self._save_in(conn, batch, owner, now, lease)
 
     async def _save_in(
         self, conn: AsyncConnection, batch: ProjectionBatch, owner: str, now: float, lease: float
@@ -263,26 +245,20 @@ class ReadModel:
 
     async def reset(self) -> None:
         """Drop and recreate every read-model table, and forget every snapshot."""
-        try:
-            async with self.db.write() as conn:
-                await conn.run_sync(
-                    lambda sync: metadata.drop_all(sync, tables=list(READ_MODEL_TABLES))
-                )
-                await conn.run_sync(
-                    lambda sync: metadata.create_all(sync, tables=list(READ_MODEL_TABLES))
-                )
-                await conn.execute(delete(snapshots))
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.write() as conn:
+            await conn.run_sync(
+                lambda sync: metadata.drop_all(sync, tables=list(READ_MODEL_TABLES))
+            )
+            await conn.run_sync(
+                lambda sync: metadata.create_all(sync, tables=list(READ_MODEL_TABLES))
+            )
+            await conn.execute(delete(snapshots))
 
     # The query side
 
     async def _all(self, query: Any) -> Sequence[Any]:
-        try:
-            async with self.db.read() as conn:
-                return (await conn.execute(query)).all()
-        except (OperationalError, DBAPIError) as exc:
-            raise _guard(exc) from exc
+        async with self.db.read() as conn:
+            return (await conn.execute(query)).all()
 
     async def checkpoint(self, doc_id: str) -> int:
         rows = await self._all(

@@ -11,18 +11,24 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Text, merge_updates
+from pycrdt import Doc, Text
 
-from server.pending import PendingUpdates
+from server.events import (
+    DocumentCreated,
+    DocumentRenamed,
+    RevisionRestored,
+    UnknownEvent,
+    UpdateApplied,
+    VersionNamed,
+    decode,
+)
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
+from server.ydoc import History, PendingUpdates, replay
 from storage.read_model import ChangeRow, ProjectionBatch, RevisionRow, VersionRow, ViewRow
 from storage.records import EventRecord, SnapshotRecord
 
 log = logging.getLogger(__name__)
-
-UPDATE_KINDS = frozenset({"update", "restore"})
-MERGE_CHUNK = 5000
 
 
 @dataclass
@@ -53,21 +59,11 @@ class DocumentProjection:
     def _on_text(self, event: Any) -> None:
         self._deltas.append(event.delta)
 
-    def load(
-        self,
-        seq: int,
-        state: bytes | None,
-        updates: list[bytes],
-        revision: RevisionRow | None,
-        view: ViewRow | None,
-    ) -> None:
-        """Resume at checkpoint `seq` from a snapshot's state plus the updates after it."""
-        if state:
-            self.doc.apply_update(state)
-        for start in range(0, len(updates), MERGE_CHUNK):
-            merged = merge_updates(*updates[start : start + MERGE_CHUNK])
-            self.doc.apply_update(merged)
-            self.pending.after_apply(self.doc, merged)
+    def load(self, history: History, revision: RevisionRow | None,
+             view: ViewRow | None) -> None:
+        """Resume at the checkpoint `history.seq` from a snapshot plus the events after it."""
+        replay(self.doc, history.state, history.events, self.pending)
+        seq = history.seq
         self._deltas.clear()
         self.content = bytearray(str(self.text).encode())
         self.seq = seq
@@ -81,17 +77,17 @@ class DocumentProjection:
             self.view = ViewState(view.title, list(view.contributors), view.created_at,
                                   view.updated_at)
 
-    def _apply_update(self, event: EventRecord) -> list[Op]:
+    def _apply_update(self, event: EventRecord, update: bytes) -> list[Op]:
         self._deltas.clear()
         try:
-            self.doc.apply_update(event.payload)
+            self.doc.apply_update(update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:  # pycrdt panics are BaseExceptions
             # The write side validated it; if it still fails, the rooms skip it too.
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
-        self.pending.after_apply(self.doc, event.payload)
+        self.pending.after_apply(self.doc, update)
         ops: list[Op] = []
         for delta in self._deltas:
             ops += apply_delta(self.content, delta)
@@ -104,42 +100,50 @@ class DocumentProjection:
         view = self.view
         if event.seq == 1:
             view.created_at = event.time
-        if event.kind in UPDATE_KINDS:
-            ops = self._apply_update(event)
-            inserted, deleted = counts(ops)
-            batch.changes.append(
-                ChangeRow(event.seq, event.actor, [list(op) for op in ops], inserted, deleted)
-            )
-            revision = extend(
-                self.revision, seq=event.seq, actor=event.actor, time=event.time,
-                kind=RESTORE if event.kind == "restore" else EDIT,
-                inserted=inserted, deleted=deleted, rules=self.rules,
-            )
-            self.revision = revision
-            row = _revision_row(self.doc_id, revision)
-            if batch.revisions and batch.revisions[-1].number == revision.number:
-                batch.revisions[-1] = row
-            else:
-                batch.revisions.append(row)
-            if event.actor not in view.contributors:
-                view.contributors.append(event.actor)
-            view.updated_at = event.time
-        elif event.kind in ("create", "rename"):
-            view.title = str(event.meta.get("title", view.title))
-            view.updated_at = event.time
-        elif event.kind == "version":
-            batch.versions.append(
-                VersionRow(self.doc_id, event.seq, int(event.meta.get("seq", 0)),
-                           str(event.meta.get("name", "")), event.actor, event.time)
-            )
+        match decode(event):
+            case UpdateApplied(update):
+                self._fold_update(event, update, batch, restore=False)
+            case RevisionRestored(update):
+                self._fold_update(event, update, batch, restore=True)
+            case DocumentCreated(title) | DocumentRenamed(title):
+                view.title = title
+                view.updated_at = event.time
+            case VersionNamed(seq, name):
+                batch.versions.append(
+                    VersionRow(self.doc_id, event.seq, seq, name, event.actor, event.time))
+            case UnknownEvent():
+                pass
         self.seq = event.seq
         # With structs pending on missing dependencies the doc encodes without them: skip
-        # this snapshot rather than store one that loses them (server/pending.py).
+        # this snapshot rather than store one that loses them (server/ydoc.py).
         if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0 and not self.pending:
             batch.snapshots.append(
                 SnapshotRecord(self.doc_id, event.seq, self.doc.get_update(), self.text_now(),
                                event.time)
             )
+
+    def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,
+                     restore: bool) -> None:
+        ops = self._apply_update(event, update)
+        inserted, deleted = counts(ops)
+        batch.changes.append(
+            ChangeRow(event.seq, event.actor, [list(op) for op in ops], inserted, deleted)
+        )
+        revision = extend(
+            self.revision, seq=event.seq, actor=event.actor, time=event.time,
+            kind=RESTORE if restore else EDIT, inserted=inserted, deleted=deleted,
+            rules=self.rules,
+        )
+        self.revision = revision
+        row = _revision_row(self.doc_id, revision)
+        if batch.revisions and batch.revisions[-1].number == revision.number:
+            batch.revisions[-1] = row
+        else:
+            batch.revisions.append(row)
+        view = self.view
+        if event.actor not in view.contributors:
+            view.contributors.append(event.actor)
+        view.updated_at = event.time
 
     def text_now(self) -> str:
         return self.content.decode(errors="replace")

@@ -21,9 +21,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 
-from server.read.projection import UPDATE_KINDS, DocumentProjection
+from server.bus import Bus, BusMessage
+from server.read.projection import DocumentProjection
 from server.read.revisions import GroupingRules
-from server.realtime.bus import Bus, BusMessage
+from server.ydoc import read_history
 from storage.errors import StorageError
 from storage.event_store import EventStore
 from storage.read_model import LeaseLost, ProjectionBatch, ReadModel
@@ -92,12 +93,24 @@ class Projector:
         self._wake.set()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self.catch_up()
+                failures = 0
             except StorageError as exc:
+                failures += 1
                 log.warning("projector pass failed, retrying: %s", exc)
+            except Exception:
+                # Whatever went wrong, the read side must not stop for good: log it, back off,
+                # and resume from the checkpoints in the database.
+                failures += 1
+                log.exception("projector pass failed, retrying")
+                self._cache.clear()
+                self._leases.clear()
+            if failures:
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             if self.coalesce_seconds > 0:
@@ -186,16 +199,8 @@ class Projector:
             return cached
         projection = DocumentProjection(doc_id, self.rules, self.snapshot_every)
         if checkpoint > 0:
-            snapshot = await self.store.snapshot_at_or_before(doc_id, checkpoint)
-            after = snapshot.seq if snapshot is not None else 0
-            updates = [
-                e.payload for e in await self.store.read_list(doc_id, after, checkpoint)
-                if e.kind in UPDATE_KINDS
-            ]
             projection.load(
-                checkpoint,
-                snapshot.state if snapshot is not None else None,
-                updates,
+                await read_history(self.store, doc_id, checkpoint),
                 await self.read_model.last_revision(doc_id),
                 await self.read_model.view(doc_id),
             )

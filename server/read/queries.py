@@ -232,13 +232,6 @@ class Queries:
         for change in forward:
             apply_ops(content, change.ops)
         return content.decode(errors="replace")
-        start = ""
-        if below > 0:
-            start = await self._snapshot_text(doc_id, below) or ""
-        content = bytearray(start.encode())
-        for change in await self.read_model.changes(doc_id, below, seq):
-            apply_ops(content, change.ops)
-        return content.decode(errors="replace")
 
     # History
 

@@ -10,22 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from server.read.projector import Projector
-from storage.database import Database
-from storage.event_store import EventStore
 from storage.read_model import ReadModel
 
 
 async def rebuild(
-    db: Database,
+    read_model: ReadModel,
+    projector: Projector,
     *,
-    snapshot_every: int,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Reset the read side and project every document's log; returns events projected."""
-    read_model = ReadModel(db)
     await read_model.reset()
-    projector = Projector(EventStore(db), read_model, snapshot_every=snapshot_every)
     behind = await read_model.documents_behind()
     total = sum(head for _, head, _ in behind)
     if on_total is not None:

@@ -44,6 +44,9 @@ class Connection:
         self.wants_ack = wants_ack
         self.awareness_clients: set[int] = set()
         self.writes_received = 0  # sync step 2 / update messages read so far
+        # Closed for an error: its writes still queued are dropped (nothing after a refused
+        # message applies). A client that simply left still has its queued writes stored.
+        self.refused = False
         # Frames, or lists of updates still to be merged into one sync-update frame.
         self._queue: deque[bytes | list[bytes]] = deque()
         self._queued = 0
@@ -93,6 +96,7 @@ class Connection:
             self._wakeup.set()
 
     def close_for(self, error: PalimpsestError) -> None:
+        self.refused = True
         self.close(error.close_code, error.reason)
 
     async def _send_loop(self) -> None:

@@ -1,205 +1,146 @@
-"""Opening, sharing and unloading rooms on this node.
+"""Rooms: the live clients of each document on this node, and the fan-out port they implement.
 
-A room is loaded from the latest snapshot plus the events after it the first time a
-connection (or a command) needs it, shared by everyone on this node, and unloaded a grace
-period after its last user leaves, with a snapshot so the next load is cheap.
+A room is the set of connections to one document here, with their presence (awareness). It
+holds no document state: that is the write side's. After every commit the writer calls this
+module (server.write.fanout.FanOut): committed updates go to every local client but their
+sender and out on the bus; other nodes' events, once applied, go to the local clients; and the
+senders who asked for durable acknowledgements get one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
+from collections.abc import Sequence
 
+from server.bus import AWARENESS, EVENT, Bus, BusMessage
+from server.errors import PalimpsestError
+from server.events import yjs_update
 from server.realtime import protocol
-from server.realtime.bus import AWARENESS, EVENT, Bus, BusMessage
-from server.realtime.room import Room
-from server.settings import Settings
-from server.write.commands import CatchUp
-from server.write.group_commit import RoomWriter
-from storage.errors import StorageError
-from storage.event_store import EventStore
-from storage.records import EventRecord, SnapshotRecord
+from server.realtime.awareness import AwarenessRelay
+from server.realtime.connection import Connection
+from server.write.fanout import Committed, Origin
+from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
 
-class OpenRoom:
-    """A loaded room with its writer and the count of its current users."""
+class Room:
+    """The connections to one document on this node, and their presence."""
 
-    def __init__(self, room: Room, writer: RoomWriter) -> None:
-        self.room = room
-        self.writer = writer
-        self.users = 0
-        self.unload_task: asyncio.Task[None] | None = None
-        self.handler = self._on_bus
+    def __init__(self, doc_id: str, bus: Bus) -> None:
+        self.doc_id = doc_id
+        self.connections: set[Connection] = set()
+        self.awareness = AwarenessRelay()
+        self._bus = bus
 
-    def _on_bus(self, message: BusMessage) -> None:
-        if message.origin == self.writer.bus.node_id:
-            return  # our own echo
-        if message.kind == EVENT:
-            if message.seq > self.room.applied_seq:
-                # A hint: the writer applies it if it is the next seq, else first reads the
-                # gap from the log; a seq the room has by then is dropped.
-                self.writer.submit(CatchUp(message.seq, _as_record(message)))
-        elif message.kind == AWARENESS:
-            try:
-                fresh, _ = self.room.awareness.apply(message.payload)
-            except Exception:
-                log.warning("dropped malformed awareness from the bus for %s", message.doc_id)
-                return
-            if fresh:
-                self.room.broadcast(protocol.awareness(fresh))
+    def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame)
 
+    def broadcast_update(self, update: bytes, *, exclude: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send_update(update)
 
-def _as_record(message: BusMessage) -> EventRecord:
-    # The bus carries what applying needs; actor and time stay in the log.
-    return EventRecord(message.doc_id, message.seq, message.event_kind, message.payload, "",
-                       0.0, {})
+    async def share_presence(self, payload: bytes, *, exclude: Connection | None) -> None:
+        """Presence changed here: tell the local clients (but its sender) and the other nodes."""
+        self.broadcast(protocol.awareness(payload), exclude=exclude)
+        await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
+                                           payload))
 
-
-class RoomManager:
-    def __init__(self, store: EventStore, bus: Bus, settings: Settings) -> None:
-        self.store = store
-        self.bus = bus
-        self.settings = settings
-        self._rooms: dict[str, OpenRoom] = {}
-        self._loading: dict[str, asyncio.Future[OpenRoom]] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
-        bus.on_reconnect(self.catch_up_all)
-
-    def start(self) -> None:
-        if self.settings.room_sweep_seconds > 0:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweep")
-
-    async def _sweep_forever(self) -> None:
-        # A bus hint can be lost for good (a node killed between its commit and its publish,
-        # a message dropped with no later one behind it): now and then, every open room
-        # compares its seq with the log's head, in one query for all of them.
-        while True:
-            await asyncio.sleep(self.settings.room_sweep_seconds)
-            if not self._rooms:
-                continue
-            try:
-                heads = await self.store.head_seqs(list(self._rooms))
-            except StorageError as exc:
-                log.debug("room sweep skipped: %s", exc)
-                continue
-            for doc_id, head in heads.items():
-                opened = self._rooms.get(doc_id)
-                if opened is not None and head > opened.room.applied_seq:
-                    opened.writer.submit(CatchUp(head))
-
-    def get(self, doc_id: str) -> OpenRoom | None:
-        return self._rooms.get(doc_id)
-
-    @property
-    def open_rooms(self) -> int:
-        return len(self._rooms)
-
-    async def acquire(self, doc_id: str) -> OpenRoom:
-        """The room of doc_id, loaded if needed; pair with release()."""
-        opened = self._rooms.get(doc_id)
-        if opened is None:
-            pending = self._loading.get(doc_id)
-            if pending is None:
-                pending = asyncio.get_running_loop().create_future()
-                self._loading[doc_id] = pending
-                try:
-                    opened = await self._load(doc_id)
-                except BaseException as exc:
-                    pending.set_exception(exc)
-                    pending.exception()  # mark retrieved: the waiters (if any) re-raise it
-                    raise
-                finally:
-                    self._loading.pop(doc_id, None)
-                self._rooms[doc_id] = opened
-                pending.set_result(opened)
-            else:
-                opened = await asyncio.shield(pending)
-        opened.users += 1
-        if opened.unload_task is not None:
-            opened.unload_task.cancel()
-            opened.unload_task = None
-        return opened
-
-    def release(self, opened: OpenRoom) -> None:
-        opened.users -= 1
-        if opened.users == 0 and self._rooms.get(opened.room.doc_id) is opened:
-            opened.unload_task = asyncio.create_task(self._unload_later(opened))
-
-    async def _load(self, doc_id: str) -> OpenRoom:
-        await self.store.ensure_document(doc_id)
-        room = Room(doc_id)
-        writer = RoomWriter(room, self.store, self.bus, max_batch=self.settings.max_batch,
-                            on_poisoned=self._discard)
-        opened = OpenRoom(room, writer)
-        # Subscribe before reading, so nothing committed meanwhile is missed: a hint for a
-        # seq the load already covers is dropped by the writer.
-        await self.bus.subscribe(doc_id, opened.handler)
-        try:
-            snapshot = await self.store.snapshot_at_or_before(doc_id)
-            after = snapshot.seq if snapshot else 0
-            events = await self.store.read_list(doc_id, after)
-            room.load(snapshot.state if snapshot else None, after, events)
-        except BaseException:
-            await self.bus.unsubscribe(doc_id, opened.handler)
-            raise
-        writer.start()
-        return opened
-
-    async def _unload_later(self, opened: OpenRoom) -> None:
-        await asyncio.sleep(self.settings.room_grace_seconds)
-        if opened.users == 0 and self._rooms.get(opened.room.doc_id) is opened:
-            await self._unload(opened)
-
-    async def _unload(self, opened: OpenRoom, *, snapshot: bool = True) -> None:
-        room = opened.room
-        self._rooms.pop(room.doc_id, None)
-        await self.bus.unsubscribe(room.doc_id, opened.handler)
-        await opened.writer.stop()
-        # A doc with pending structs would encode without them: no snapshot then.
-        if snapshot and not opened.writer.poisoned and room.applied_seq > 0 and not room.pending:
-            await self._save_snapshot(room)
-
-    async def _save_snapshot(self, room: Room) -> None:
-        latest = await self.store.snapshot_at_or_before(room.doc_id)
-        if latest is not None and latest.seq >= room.applied_seq:
+    def on_bus(self, message: BusMessage) -> None:
+        if message.kind != AWARENESS or message.origin == self._bus.node_id:
             return
         try:
-            await self.store.save_snapshot(
-                SnapshotRecord(room.doc_id, room.applied_seq, room.state(), room.current_text(),
-                               time.time())
-            )
-        except StorageError as exc:
-            log.warning("snapshot of %s at unload failed: %s", room.doc_id, exc)
+            fresh, _ = self.awareness.apply(message.payload)
+        except Exception:
+            log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
+            return
+        if fresh:
+            self.broadcast(protocol.awareness(fresh))
 
-    def _discard(self, room: Room) -> None:
-        """The room's doc can no longer be trusted: drop it and close its connections."""
-        opened = self._rooms.get(room.doc_id)
-        if opened is not None and opened.room is room:
-            self._rooms.pop(room.doc_id, None)
-            task = asyncio.create_task(self.bus.unsubscribe(room.doc_id, opened.handler))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        for conn in list(room.connections):
-            conn.close(1013, "document is reloading; reconnect and resend")
 
-    def catch_up_all(self) -> None:
-        for opened in list(self._rooms.values()):
-            opened.writer.submit(CatchUp())
+class Rooms:
+    """Every room on this node; the write side's fan-out port."""
 
-    async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        for opened in list(self._rooms.values()):
-            if opened.unload_task is not None:
-                opened.unload_task.cancel()
-            for conn in list(opened.room.connections):
-                conn.close(1001, "server shutting down")
-            with contextlib.suppress(Exception):
-                await self._unload(opened)
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._rooms: dict[str, Room] = {}
+        self._connections: dict[int, Connection] = {}
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def get(self, doc_id: str) -> Room | None:
+        return self._rooms.get(doc_id)
+
+    async def join(self, conn: Connection) -> Room:
+        room = self._rooms.get(conn.doc_id)
+        if room is None:
+            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus)
+            await self.bus.subscribe(conn.doc_id, room.on_bus)
+        room.connections.add(conn)
+        self._connections[conn.id] = conn
+        return room
+
+    async def leave(self, room: Room, conn: Connection) -> None:
+        room.connections.discard(conn)
+        self._connections.pop(conn.id, None)
+        gone = room.awareness.remove(conn.awareness_clients)
+        if not room.connections and self._rooms.get(room.doc_id) is room:
+            del self._rooms[room.doc_id]
+            await self.bus.unsubscribe(room.doc_id, room.on_bus)
+        if gone is not None:
+            await room.share_presence(gone, exclude=None)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self._connections.values()):
+            conn.close(code, reason)
+
+    # The fan-out port (server.write.fanout.FanOut)
+
+    async def publish(self, doc_id: str, events: Sequence[Committed]) -> None:
+        room = self._rooms.get(doc_id)
+        for committed in events:
+            record = committed.record
+            update = yjs_update(record)
+            if room is not None and update is not None:
+                origin = committed.origin
+                sender = self._connections.get(origin.client) if origin is not None else None
+                room.broadcast_update(update, exclude=sender)
+            await self.bus.publish(BusMessage(doc_id, EVENT, self.bus.node_id, record.seq,
+                                              record.kind, record.payload))
+
+    def show(self, doc_id: str, events: Sequence[EventRecord]) -> None:
+        room = self._rooms.get(doc_id)
+        if room is None:
+            return
+        for record in events:
+            update = yjs_update(record)
+            if update is not None:
+                room.broadcast_update(update)
+
+    def acknowledge(self, doc_id: str, origins: Sequence[Origin], head_seq: int) -> None:
+        latest: dict[int, int] = {}
+        for origin in origins:
+            latest[origin.client] = max(origin.message, latest.get(origin.client, 0))
+        for client, message in latest.items():
+            conn = self._connections.get(client)
+            if conn is not None and conn.wants_ack:
+                conn.send(protocol.ack(message, head_seq))
+
+    def reject(self, doc_id: str, origin: Origin, error: PalimpsestError) -> None:
+        conn = self._connections.get(origin.client)
+        if conn is not None:
+            conn.close_for(error)
+
+    def accepts(self, origin: Origin) -> bool:
+        conn = self._connections.get(origin.client)
+        return conn is None or not conn.refused  # a client that left still has its writes kept
+
+    def reset(self, doc_id: str, error: PalimpsestError) -> None:
+        room = self._rooms.get(doc_id)
+        for conn in list(room.connections if room is not None else ()):
+            conn.close_for(error)

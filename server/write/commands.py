@@ -1,40 +1,53 @@
-"""Commands: what a client or an API call asks the write side to do."""
+"""Commands: what an editor or an API call asks the write side to do (imperative, frozen).
+
+A command names its document and its actor and carries plain values only: no connection, no
+future. The handler for its type (server.write.handlers) turns it into events through the
+document's writer, and answers with the committed record or a typed error.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from storage.records import EventRecord
-
-if TYPE_CHECKING:
-    from server.realtime.connection import Connection
+from dataclasses import dataclass
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ApplyUpdate:
-    """Append a Yjs update to a document's log, then show it to everyone."""
+    """Append a Yjs update from an editor to the document's log, then show it to everyone."""
 
     doc_id: str
     update: bytes
     actor: str
-    connection: Connection | None = None  # None for API commands (restore)
-    message_index: int = 0  # which of the connection's writes this is, for the durable ack
-    kind: str = "update"
     text_only: bool = False  # validation found only text content: no re-encode check needed
-    meta: dict[str, Any] = field(default_factory=dict)
-    # Resolved with the committed record (None when the update was a no-op).
-    done: asyncio.Future[EventRecord | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class CatchUp:
-    """Bring the room up to `until_seq` (None: the log's head), after a bus hint or outage.
+class CreateDocument:
+    title: str
+    actor: str
+    doc_id: str
 
-    `event` is the hinted event itself (from the bus): applied directly when it is the room's
-    next seq; otherwise the log is read, so nothing is applied out of order or twice.
-    """
 
-    until_seq: int | None = None
-    event: EventRecord | None = None
+@dataclass(frozen=True, slots=True)
+class RenameDocument:
+    doc_id: str
+    title: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class NameVersion:
+    doc_id: str
+    seq: int
+    name: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreRevision:
+    doc_id: str
+    seq: int
+    actor: str
+    revision: int | None = None  # set when the caller chose a revision (for the record)
+
+
+Command = ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision

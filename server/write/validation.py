@@ -1,14 +1,46 @@
-"""Checks on a client's update that need no history: size and well-formedness."""
+"""Checks that need no history: an update's size and well-formedness, ids, titles, names."""
 
 from __future__ import annotations
 
+import re
+
 from pycrdt import get_state
 
-from server.errors import InvalidUpdate, TooLarge
+from server.errors import BadRequest, InvalidUpdate, TooLarge
 from server.settings import Limits
 from server.write.update_guard import scan
 
-EMPTY_UPDATE = b"\x00\x00"
+EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletes
+# Matched whole (fullmatch): `$` would let "doc1\n" through as a different document.
+DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
+MAX_TITLE = 200
+MAX_VERSION_NAME = 200
+
+
+def valid_doc_id(doc_id: object) -> bool:
+    return isinstance(doc_id, str) and DOC_ID.fullmatch(doc_id) is not None
+
+
+def check_doc_id(doc_id: object) -> str:
+    if not isinstance(doc_id, str) or not valid_doc_id(doc_id):
+        raise BadRequest("id must be 1-200 letters, digits, '.', '_', '~' or '-'")
+    return doc_id
+
+
+def clean_title(title: object) -> str:
+    if not isinstance(title, str):
+        raise BadRequest("title must be a string")
+    cleaned = title.strip()
+    if len(cleaned) > MAX_TITLE:
+        raise BadRequest(f"title is longer than {MAX_TITLE} characters")
+    return cleaned
+
+
+def clean_version_name(name: object) -> str:
+    cleaned = name.strip() if isinstance(name, str) else ""
+    if not cleaned or len(cleaned) > MAX_VERSION_NAME:
+        raise BadRequest(f"name must be 1-{MAX_VERSION_NAME} characters")
+    return cleaned
 
 
 def validate_update(update: bytes, limits: Limits) -> bool:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.realtime import bus_codec
-from server.realtime.bus import AWARENESS, EVENT, Bus, BusMessage, LocalBus
-from server.realtime.redis_bus import RedisBus
-from server.realtime.redis_keys import RedisKeys
+from server.bus import AWARENESS, EVENT, Bus, BusMessage, LocalBus
+from server.bus import codec as bus_codec
+from server.bus.keys import RedisKeys
+from server.bus.redis_bus import RedisBus
 from tests.support.pyclient import wait_for
 from tests.support.services import RedisServer
 

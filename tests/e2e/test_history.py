@@ -229,9 +229,12 @@ async def _two_nodes(url: str, redis_url: str) -> None:
     db = open_database(url)
     try:
         kept = await ReadModel(db).dump(1000)
+        from server.read.projector import Projector
         from server.read.rebuild import rebuild
+        from storage.event_store import EventStore
 
-        await rebuild(db, snapshot_every=1000)
+        read_model = ReadModel(db)
+        await rebuild(read_model, Projector(EventStore(db), read_model, snapshot_every=1000))
         assert await ReadModel(db).dump(1000) == kept
     finally:
         await db.dispose()

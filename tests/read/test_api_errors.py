@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.read.openapi import schema
+from server.http.openapi import schema
 from storage.event_store import EventStore
 from storage.records import NewEvent
 from tests.conftest import new_sqlite_url

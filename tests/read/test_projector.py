@@ -13,6 +13,7 @@ from server.read.projector import Projector
 from server.read.queries import Queries
 from server.read.rebuild import rebuild
 from server.read.revisions import GroupingRules
+from storage.database import Database
 from storage.event_store import EventStore
 from storage.read_model import ReadModel
 from storage.records import NewEvent
@@ -106,20 +107,12 @@ async def test_rebuilt_read_models_equal_the_ones_kept_live(database_url: str) -
         assert await read_model.dump(7) == live
 
 
-async def rebuild_with(db: object, rules: GroupingRules) -> int:
-    # rebuild() uses the default rules; the test's rules must match the live ones.
-    from server.read import rebuild as rebuild_module
-
-    original = rebuild_module.Projector
-
-    def projector(*args: object, **kwargs: object) -> Projector:
-        return original(*args, rules=rules, batch_size=1000, **kwargs)  # type: ignore[arg-type]
-
-    rebuild_module.Projector = projector  # type: ignore[assignment,misc]
-    try:
-        return await rebuild(db, snapshot_every=7)  # type: ignore[arg-type]
-    finally:
-        rebuild_module.Projector = original  # type: ignore[misc]
+async def rebuild_with(db: Database, rules: GroupingRules) -> int:
+    # The test's grouping rules must match the live ones.
+    read_model = ReadModel(db)
+    projector = Projector(EventStore(db), read_model, snapshot_every=7, rules=rules,
+                          batch_size=1000)
+    return await rebuild(read_model, projector)
 
 
 async def test_revisions_group_by_author_idle_gap_and_size(database_url: str) -> None:
@@ -172,5 +165,5 @@ async def test_one_projector_at_a_time_per_document(database_url: str) -> None:
         await first.stop()
         await second.stop()
         together = await read_model.dump(5)
-        await rebuild(db, snapshot_every=5)
+        await rebuild(read_model, Projector(store, read_model, snapshot_every=5))
         assert await read_model.dump(5) == together

@@ -8,8 +8,8 @@ from starlette.requests import HTTPConnection
 
 from server.auth import origin_allowed, role_for
 from server.errors import InvalidUpdate, RateLimited, TooLarge
+from server.realtime.limits import ConnectionCounts, ConnectionRate, DocumentSize, TokenBucket
 from server.settings import Limits, Settings
-from server.write.limits import ConnectionCounts, ConnectionRate, DocumentSize, TokenBucket
 from server.write.update_guard import only_text, reencodes, scan
 from tests.security import corpus
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json.
 
-Hand-written so it says exactly what DESIGN.md promises; tests/read/test_api.py checks every
+Hand-written so it says exactly what docs/architecture.md promises; tests/read/test_api.py checks every
 route the app serves is described here.
 """
 

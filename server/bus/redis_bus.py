@@ -28,9 +28,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from server.realtime import bus_codec
-from server.realtime.bus import EVENT, BusMessage, Handler
-from server.realtime.redis_keys import RedisKeys
+from server.bus import EVENT, BusMessage, Handler
+from server.bus import codec as bus_codec
+from server.bus.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Messages may be lost, duplicated or reordered (Redis pub/sub is at most once): receivers drop
 seqs they have and fill gaps from the log. `LocalBus` runs in process for the embedded mode;
-`server.realtime.redis_bus.RedisBus` carries the same messages between nodes.
+`server.bus.redis_bus.RedisBus` carries the same messages between nodes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 EVENT = "event"
 AWARENESS = "awareness"
-REVOKE = "revoke"  # an admin revoked a user's access to the document (server.sessions)
+REVOKE = "revoke"  # an admin revoked a user's access to the document (server.realtime.sessions)
 
 
 @dataclass(frozen=True, slots=True)

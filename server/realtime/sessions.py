@@ -13,15 +13,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from server.auth import Principal, Revocations
-from server.realtime.bus import REVOKE, Bus, BusMessage, Handler
+from server.bus import REVOKE, Bus, BusMessage, Handler
+from server.realtime.connection import Connection
+from server.realtime.limits import ConnectionCounts, ConnectionRate, DocumentSize
 from server.settings import Limits
-from server.write.limits import ConnectionCounts, ConnectionRate, DocumentSize
-
-if TYPE_CHECKING:
-    from server.realtime.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +48,11 @@ class _Document:
 
 
 class Sessions:
-    def __init__(self, limits: Limits, bus: Bus) -> None:
+    def __init__(self, limits: Limits, bus: Bus, revocations: Revocations) -> None:
         self.limits = limits
         self.bus = bus
         self.counts = ConnectionCounts(limits)
-        self.revocations = Revocations()
+        self.revocations = revocations
         self._documents: dict[str, _Document] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 

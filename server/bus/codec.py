@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from server.realtime.bus import AWARENESS, EVENT, REVOKE, BusMessage
+from server.bus import AWARENESS, EVENT, REVOKE, BusMessage
 
 VERSION = 1
 _HEADER = struct.Struct(">BBQ")

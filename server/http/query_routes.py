@@ -1,0 +1,91 @@
+"""Query routes: JSON answers from the read side (server.read.queries), nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from server.auth import Access
+from server.errors import BadRequest
+from server.http.params import limit, query_int, required_int
+from server.read.queries import Queries
+
+DOC = "/api/documents/{doc_id}"
+
+
+def reply(data: dict[str, Any], seq: int | None = None, status: int = 200) -> Response:
+    headers = {"X-Palimpsest-Seq": str(seq)} if seq is not None else None
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+class QueryRoutes:
+    def __init__(self, access: Access, queries: Queries) -> None:
+        self.access = access
+        self.queries = queries
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/documents", self.list_documents, methods=["GET"]),
+            Route(DOC, self.get_document, methods=["GET"]),
+            Route(DOC + "/revisions", self.list_revisions, methods=["GET"]),
+            Route(DOC + "/versions", self.list_versions, methods=["GET"]),
+            Route(DOC + "/diff", self.get_diff, methods=["GET"]),
+            Route(DOC + "/events", self.list_events, methods=["GET"]),
+        ]
+
+    def _readable(self, request: Request) -> str:
+        doc_id: str = request.path_params["doc_id"]
+        self.access.require(request, doc_id, "read")
+        return doc_id
+
+    async def list_documents(self, request: Request) -> Response:
+        principal = self.access.require(request, None)
+        answer = await self.queries.list_documents(
+            limit(request), request.query_params.get("cursor") or None)
+        # Only the documents this caller may read (a page may come out short; `next` works).
+        answer["items"] = [item for item in answer["items"]
+                           if principal.role_for(item["id"]) is not None]
+        return reply(answer)
+
+    async def get_document(self, request: Request) -> Response:
+        doc_id = self._readable(request)
+        at = query_int(request, "at")
+        at_time = request.query_params.get("at_time")
+        min_seq = query_int(request, "min_seq")
+        if at is not None and at_time:
+            raise BadRequest("give at or at_time, not both")
+        if at is not None:
+            answer = await self.queries.document_at(doc_id, at)
+        elif at_time:
+            answer = await self.queries.document_at_time(doc_id, at_time)
+        else:
+            answer = await self.queries.document(doc_id, min_seq)
+        return reply(answer, answer["seq"])
+
+    async def list_revisions(self, request: Request) -> Response:
+        doc_id = self._readable(request)
+        answer = await self.queries.revisions(
+            doc_id, limit(request), request.query_params.get("cursor") or None,
+            query_int(request, "min_seq"))
+        return reply(answer, answer["seq"])
+
+    async def list_versions(self, request: Request) -> Response:
+        doc_id = self._readable(request)
+        answer = await self.queries.versions(doc_id, query_int(request, "min_seq"))
+        return reply(answer, answer["seq"])
+
+    async def get_diff(self, request: Request) -> Response:
+        doc_id = self._readable(request)
+        answer = await self.queries.diff(
+            doc_id, required_int(request, "from"), required_int(request, "to"))
+        return reply(answer, answer["to"])
+
+    async def list_events(self, request: Request) -> Response:
+        doc_id = self._readable(request)
+        after = query_int(request, "after", 0)
+        assert after is not None
+        answer = await self.queries.events(doc_id, after, limit(request))
+        return reply(answer, answer["seq"])
