@@ -1,6 +1,7 @@
 """A test seam: a Bus that drops, duplicates and reorders the events it delivers.
 
-Redis pub/sub is at most once, and rooms must cope with any of that (docs/architecture.md, invariant 4).
+Redis pub/sub is at most once, and live documents must cope with any of that
+(docs/architecture.md, invariant 4).
 Real Redis rarely misbehaves on demand, so the fault tests start nodes with
 `PALIMPSEST_TEST_BUS_FAULTS=drop=0.2,duplicate=0.2,reorder=0.2,seed=7`, and the app wraps its
 bus in this class. Nothing else ever builds it. It sits on the receiving side, between the real

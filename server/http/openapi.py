@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json.
 
-Hand-written so it says exactly what docs/architecture.md promises; tests/read/test_api.py checks every
-route the app serves is described here.
+Hand-written so it says exactly what docs/architecture.md promises; tests/read/ check that
+every route the app serves is described here.
 """
 
 from __future__ import annotations
