@@ -10,6 +10,7 @@ senders who asked for durable acknowledgements get one.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
@@ -22,6 +23,10 @@ from server.write.fanout import Committed, Origin
 from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
+
+# Connections refused and gone, remembered a while: their writes may still be queued, and
+# nothing after a refused message may apply. Writers drain far faster than this many closes.
+REMEMBER_REFUSED = 4096
 
 
 class Room:
@@ -68,6 +73,7 @@ class Rooms:
         self.bus = bus
         self._rooms: dict[str, Room] = {}
         self._connections: dict[int, Connection] = {}
+        self._refused_gone: OrderedDict[int, None] = OrderedDict()
 
     @property
     def connection_count(self) -> int:
@@ -88,6 +94,10 @@ class Rooms:
     async def leave(self, room: Room, conn: Connection) -> None:
         room.connections.discard(conn)
         self._connections.pop(conn.id, None)
+        if conn.refused:
+            self._refused_gone[conn.id] = None
+            while len(self._refused_gone) > REMEMBER_REFUSED:
+                self._refused_gone.popitem(last=False)
         gone = room.awareness.remove(conn.awareness_clients)
         if not room.connections and self._rooms.get(room.doc_id) is room:
             del self._rooms[room.doc_id]
@@ -138,7 +148,9 @@ class Rooms:
 
     def accepts(self, origin: Origin) -> bool:
         conn = self._connections.get(origin.client)
-        return conn is None or not conn.refused  # a client that left still has its writes kept
+        if conn is None:  # a client that simply left still has its writes kept
+            return origin.client not in self._refused_gone
+        return not conn.refused
 
     def reset(self, doc_id: str, error: PalimpsestError) -> None:
         room = self._rooms.get(doc_id)
