@@ -1,6 +1,11 @@
-// The editor: CodeMirror 6 bound to the shared Y.Text by y-codemirror.next
-// (which also draws remote cursors from awareness), Markdown highlighting,
+// The editor: CodeMirror 6 bound to the shared Y.Text by y-codemirror.next,
+// other people's cursors from awareness (cursors.js), Markdown highlighting,
 // and a rendered, sanitised Markdown preview.
+//
+// The page runs under a strict Content-Security-Policy (server/web.py): no
+// inline script, no style attributes, styles only from this origin or the
+// one <style> element CodeMirror generates, which carries the per-response
+// nonce the server wrote into <meta name="csp-nonce">.
 
 import { Compartment, EditorState } from '@codemirror/state'
 import {
@@ -15,6 +20,19 @@ import { tags } from '@lezer/highlight'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import { marked } from 'marked'
 import DOMPurify from 'dompurify'
+import { remoteCursors } from './cursors.js'
+
+/**
+ * The nonce the server gave this response for CodeMirror's stylesheet, read
+ * once and then removed from the document (nothing in the page needs it after).
+ * Empty when the page was not served by server/web.py.
+ */
+const cspNonce = (() => {
+  const meta = document.querySelector('meta[name="csp-nonce"]')
+  const value = meta ? meta.getAttribute('content') || '' : ''
+  if (meta) meta.remove()
+  return /^[A-Za-z0-9+/_-]+=*$/.test(value) && value !== '__CSP_NONCE__' ? value : ''
+})()
 
 const markdownHighlight = HighlightStyle.define([
   { tag: tags.heading1, fontSize: '1.45em', fontWeight: '700', color: 'var(--ink)' },
@@ -48,19 +66,34 @@ const editorTheme = EditorView.theme({
     backgroundColor: 'var(--selection) !important'
   },
   '.cm-placeholder': { color: 'var(--ink-faint)', fontStyle: 'italic' },
-  // Remote carets: keep the name visible (not only on hover) so people can
-  // tell who is where at a glance.
+  // Remote carets (cursors.js): the colour comes from element.style, the
+  // rest from here. The name stays visible (not only on hover) so people can
+  // tell who is where at a glance, and stays small whatever it is.
+  '.cm-yRemoteCaretLayer': { pointerEvents: 'none' },
+  '.cm-ySelectionCaret': {
+    borderLeftWidth: '2px',
+    borderLeftStyle: 'solid',
+    borderLeftColor: 'var(--ink)',
+    marginLeft: '-1px'
+  },
   '.cm-ySelectionInfo': {
-    opacity: '1',
+    position: 'absolute',
+    left: '-2px',
+    bottom: '100%',
+    maxWidth: '16em',
+    overflow: 'hidden',
+    textOverflow: 'ellipsis',
+    whiteSpace: 'nowrap',
+    color: 'white',
     fontFamily: 'var(--font-ui)',
     fontSize: '11px',
+    fontStyle: 'normal',
     fontWeight: '600',
     lineHeight: '1.4',
-    top: '-1.45em',
     padding: '0 5px',
-    borderRadius: '4px 4px 4px 0'
+    borderRadius: '4px 4px 4px 0',
+    userSelect: 'none'
   },
-  '.cm-ySelectionCaret': { borderLeftWidth: '2px', borderRightWidth: '0', marginLeft: '-1px' },
   '.cm-panels': { fontFamily: 'var(--font-ui)' }
 })
 
@@ -105,7 +138,11 @@ export const createEditor = (parent, sync, { readOnly = false } = {}) => {
       syntaxHighlighting(markdownHighlight),
       placeholder('Start writing. Markdown works: # heading, **bold**, - list…'),
       keymap.of([...markdownKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap]),
-      yCollab(sync.text, sync.awareness, { undoManager: sync.undoManager }),
+      // No awareness for yCollab: its remote selections build style attributes
+      // from what remote clients send; remoteCursors draws them safely.
+      yCollab(sync.text, null, { undoManager: sync.undoManager }),
+      remoteCursors(sync.text, sync.awareness),
+      EditorView.cspNonce.of(cspNonce),
       editorTheme,
       readOnlyCompartment.of(readOnlyExtension(readOnly)),
       EditorView.contentAttributes.of({ 'aria-label': 'Document text (Markdown)' })
