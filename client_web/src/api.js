@@ -29,16 +29,27 @@ const seqs = new WeakMap()
 export const answerSeq = (answer) => (answer && typeof answer === 'object' ? seqs.get(answer) : undefined)
 
 /**
- * The auth token: `?token=` on the page URL wins (and is remembered for this
- * tab, so in-app navigation keeps it); otherwise what this tab saw before.
+ * The auth token. A shared link carries it as `?token=` (or `#token=`, which
+ * never reaches a server log); the page reads it once, keeps it for this tab
+ * in sessionStorage, and takes it out of the address bar at once, so it is
+ * not in the history, a bookmark, a screenshot of the URL, a Referer, or any
+ * link the page draws. Later pages of the tab find it in sessionStorage.
  */
 export const readToken = () => {
-  const fromUrl = new URLSearchParams(window.location.search).get('token')
+  const url = new URL(window.location.href)
+  const hash = new URLSearchParams(url.hash.slice(1))
+  const fromUrl = url.searchParams.get('token') || hash.get('token')
+  if (url.searchParams.has('token') || hash.has('token')) {
+    url.searchParams.delete('token')
+    hash.delete('token')
+    const rest = hash.toString()
+    window.history.replaceState(window.history.state, '', url.pathname + url.search + (rest ? `#${rest}` : ''))
+  }
   try {
     if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl)
     return fromUrl || sessionStorage.getItem(TOKEN_KEY) || null
   } catch {
-    return fromUrl
+    return fromUrl || null
   }
 }
 

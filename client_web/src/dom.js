@@ -3,7 +3,8 @@
 
 /**
  * Creates an element. `props` keys: `class`, `text`, `dataset`, `on` (event
- * map), `attrs` (set with setAttribute, for aria-* and data-testid), anything
+ * map), `attrs` (set with setAttribute, for aria-* and data-testid), `style`
+ * (an object of CSS properties, e.g. `{'background-color': color}`), anything
  * else is assigned as a property (value, type, disabled, ...).
  *
  * @param {string} tag
@@ -19,8 +20,14 @@ export const h = (tag, props = {}, children = []) => {
     else if (key === 'text') el.textContent = value
     else if (key === 'testid') el.setAttribute('data-testid', value)
     else if (key === 'dataset') Object.assign(el.dataset, value)
+    else if (key === 'style') {
+      // Through the CSSOM only: the Content-Security-Policy forbids style attributes, and
+      // a map of single properties cannot smuggle in a second declaration.
+      for (const [name, prop] of Object.entries(value)) el.style.setProperty(name, String(prop))
+    }
     else if (key === 'attrs') {
       for (const [name, attr] of Object.entries(value)) {
+        if (name.toLowerCase() === 'style') throw new Error('h: set styles with `style: {...}`')
         if (attr !== undefined && attr !== null && attr !== false) el.setAttribute(name, String(attr))
       }
     } else if (key === 'on') {

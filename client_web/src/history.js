@@ -43,7 +43,7 @@ export const diffNodes = (oldText, changes) => {
       entry[change.op === 'insert' ? 'inserted' : 'deleted'] += change.text.length
       authors.set(name, entry)
     }
-    const style = `--author: ${color}; --author-light: ${colorLight}`
+    const style = { '--author': color, '--author-light': colorLight }
     if (change.op === 'delete') {
       nodes.push(h('del', {
         class: 'chg chg-del',
@@ -434,7 +434,7 @@ export class HistoryPanel {
       h('span', { class: 'avatar-stack' }, names.slice(0, 3).map((name) => avatar(name, { size: 'sm' }))),
       h('span', { class: 'history-item-main' }, [
         h('span', { class: 'history-item-title' }, names.length
-          ? names.flatMap((name, i) => [i ? ', ' : null, h('span', { class: 'author', style: `color: ${colorFor(name).color}`, text: name })]).filter(Boolean)
+          ? names.flatMap((name, i) => [i ? ', ' : null, h('span', { class: 'author', style: { color: colorFor(name).color }, text: name })]).filter(Boolean)
           : ['Unknown author']),
         h('span', { class: 'history-item-meta' }, [timeEl(rev.ended_at || rev.started_at), ` · ${range}`])
       ]),
@@ -565,7 +565,7 @@ export class HistoryPanel {
       class: 'legend-item',
       title: `${a.name}: ${a.inserted} characters added, ${a.deleted} removed since`
     }, [
-      h('span', { class: 'legend-swatch', style: `background-color: ${a.color}`, attrs: { 'aria-hidden': 'true' } }),
+      h('span', { class: 'legend-swatch', style: { 'background-color': a.color }, attrs: { 'aria-hidden': 'true' } }),
       `${a.name} `,
       h('span', { class: 'count-ins', text: `+${a.inserted}` }),
       ' ',

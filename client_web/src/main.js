@@ -9,10 +9,10 @@ import { loadName } from './presence.js'
 const token = readToken()
 const api = new Api({ token, name: loadName() })
 
-/** Keeps ?token= on in-app links so a shared link with a token keeps working. */
-const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path)
-const docUrl = (id) => withToken(`/d/${encodeURIComponent(id)}`)
-const homeUrl = withToken('/')
+// In-app links never carry the token: readToken() took it out of the address
+// bar and keeps it for this tab, where the next page finds it.
+const docUrl = (id) => `/d/${encodeURIComponent(id)}`
+const homeUrl = '/'
 
 const root = document.getElementById('app')
 const match = window.location.pathname.match(/^\/d\/([^/]+)\/?$/)

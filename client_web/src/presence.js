@@ -5,7 +5,10 @@
 import { h, replaceChildren } from './dom.js'
 
 const NAME_KEY = 'palimpsest.name'
+/** The longest name this browser lets you choose. */
 const MAX_NAME = 40
+/** The longest name shown for anyone, whatever their client sends. */
+export const MAX_SHOWN_NAME = 64
 
 const adjectives = ['Amber', 'Brisk', 'Calm', 'Deft', 'Eager', 'Fern', 'Gentle', 'Hazel', 'Ivory', 'Jade',
   'Keen', 'Lucid', 'Mellow', 'Nimble', 'Olive', 'Plucky', 'Quiet', 'Russet', 'Sage', 'Tidy']
@@ -14,8 +17,54 @@ const animals = ['Badger', 'Crane', 'Dolphin', 'Egret', 'Falcon', 'Gecko', 'Hero
 
 const pick = (list) => list[Math.floor(Math.random() * list.length)]
 
-/** Trims and shortens a display name; empty when nothing usable is left. */
-export const cleanName = (name) => String(name || '').replace(/\s+/g, ' ').trim().slice(0, MAX_NAME)
+// Control characters (C0, DEL, C1), direction overrides and isolates, zero-width
+// space and joiner-less marks, line and paragraph separators, the BOM: nothing a
+// name needs, and what a name could use to reorder or hide the text around it.
+const INVISIBLE = /[\p{Cc}\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF\u2028\u2029]/gu
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/**
+ * A display name fit to show: a string (anything else gives ''), without
+ * control or direction characters, whitespace collapsed, trimmed, at most
+ * `max` characters (code points, so no emoji is cut in half).
+ */
+export const safeName = (name, max = MAX_SHOWN_NAME) => {
+  if (typeof name !== 'string') return ''
+  // Bound the work first: a hostile name may be megabytes long.
+  const clean = name.slice(0, max * 8)
+    .replace(LONE_SURROGATE, '\uFFFD')
+    .replace(/\s+/g, ' ') // tabs and line breaks become spaces
+    .replace(INVISIBLE, '')
+    .replace(/ {2,}/g, ' ')
+    .trim()
+  const chars = Array.from(clean)
+  return chars.length > max ? chars.slice(0, max).join('').trim() : clean
+}
+
+/** Trims and shortens a display name of our own; empty when nothing usable is left. */
+export const cleanName = (name) => safeName(name == null ? '' : String(name), MAX_NAME)
+
+const HEX_COLOR = /^#[0-9a-f]{6}$/i
+
+/**
+ * Someone else's presence as their client announced it (the awareness `user`
+ * field), checked before any use: `name` is a safe name ('Anonymous' when
+ * none is left), `color` is `#rrggbb` (anything else is replaced by the
+ * colour of their client id) and `colorLight` is derived from it. Nothing
+ * the remote client sent reaches the page in any other form.
+ *
+ * @param {any} user
+ * @param {number} clientId
+ * @returns {{name: string, color: string, colorLight: string}}
+ */
+export const remoteUser = (user, clientId) => {
+  const raw = user && typeof user === 'object' ? user : {}
+  const name = safeName(raw.name) || 'Anonymous'
+  const color = typeof raw.color === 'string' && HEX_COLOR.test(raw.color)
+    ? raw.color.toLowerCase()
+    : colorFor(`client ${clientId >>> 0}`).color
+  return { name, color, colorLight: `${color}33` }
+}
 
 /** The name this browser uses, made up (and remembered) on first visit. */
 export const loadName = () => {
@@ -100,7 +149,7 @@ export const avatar = (name, { size = 'md', title, color = colorFor(name).color 
   return h('span', {
     class: `avatar avatar-${size}`,
     text: initials(name),
-    style: `background-color: ${color}`,
+    style: { 'background-color': HEX_COLOR.test(color) ? color : colorFor(name).color },
     title: title || name,
     attrs: { 'aria-hidden': 'true' }
   })
@@ -128,11 +177,9 @@ export const bindPeopleList = (awareness, listEl, countEl) => {
   const render = () => {
     const people = []
     for (const [clientId, state] of awareness.getStates()) {
-      if (!state || !state.user || !state.user.name) continue
-      const color = typeof state.user.color === 'string' && /^#[0-9a-f]{6}$/i.test(state.user.color)
-        ? state.user.color
-        : undefined
-      people.push({ clientId, name: cleanName(state.user.name), color, self: clientId === awareness.clientID })
+      if (!state || typeof state !== 'object' || !state.user) continue
+      const { name, color } = remoteUser(state.user, clientId)
+      people.push({ clientId, name, color, self: clientId === awareness.clientID })
     }
     people.sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name))
     replaceChildren(listEl, ...people.map((person) =>
@@ -175,7 +222,7 @@ export const actorName = (actor) => {
 export const nameField = (onChange, identity = null) => {
   if (identity) {
     return h('label', { class: 'name-field', title: 'Your name comes from your access token' }, [
-      h('span', { class: 'name-swatch', style: `background-color: ${colorFor(identity.userId).color}`, attrs: { 'aria-hidden': 'true' } }),
+      h('span', { class: 'name-swatch', style: { 'background-color': colorFor(identity.userId).color }, attrs: { 'aria-hidden': 'true' } }),
       h('span', { class: 'visually-hidden', text: 'Your name' }),
       h('input', {
         class: 'name-input',
@@ -220,7 +267,7 @@ export const nameField = (onChange, identity = null) => {
     }
   })
   input.addEventListener('change', commit)
-  const swatch = h('span', { class: 'name-swatch', style: `background-color: ${colorFor(committed).color}`, attrs: { 'aria-hidden': 'true' } })
+  const swatch = h('span', { class: 'name-swatch', style: { 'background-color': colorFor(committed).color }, attrs: { 'aria-hidden': 'true' } })
   return h('label', { class: 'name-field', title: 'Your name, shown to others' }, [
     swatch,
     h('span', { class: 'visually-hidden', text: 'Your name' }),
