@@ -131,9 +131,9 @@ def test_no_cycle_between_the_servers_packages() -> None:
         state[node] = 1
         for target in sorted(edges.get(node, ())):
             if state.get(target) == 1:
-                cycles.append(" -> ".join(path[path.index(target):] + [node, target]))
+                cycles.append(" -> ".join([*path[path.index(target):], node, target]))
             elif target not in state:
-                visit(target, path + [node])
+                visit(target, [*path, node])
         state[node] = 2
 
     for node in sorted(edges):
