@@ -175,7 +175,7 @@ def main() -> int:
     args = parser.parse_args()
 
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = [s for s in servers if s not in SERVERS]
+    unknown = [s for s in servers if s.removesuffix("-baseline") not in SERVERS]
     if unknown:
         parser.error(f"unknown server(s) {unknown}; known: {', '.join(SERVERS)}")
     ks = [int(k) for k in args.k.split(",") if k.strip()]

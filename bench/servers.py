@@ -54,6 +54,11 @@ PALIMPSEST_BENCH_ENV = {
     "PALIMPSEST_MAX_BYTES_PER_SECOND": "100000000000",
 }
 REFERENCE = "y-websocket-server"
+# `<palimpsest variant>-baseline` runs that variant from another checkout (an earlier commit,
+# say `git worktree add /tmp/base <rev>`), so a change is measured against what it replaced in
+# the same run: PALIMPSEST_BASELINE_TREE=/tmp/base bench/run.py --servers \
+#   palimpsest-postgres,palimpsest-postgres-baseline,y-websocket-server
+BASELINE_TREE = os.environ.get("PALIMPSEST_BASELINE_TREE")
 
 
 def free_port() -> int:
@@ -231,6 +236,7 @@ class ServerFactory:
         port = free_port()
         log_path = self.log_dir / f"{self._n:02d}-{name}.log"
         env = {**os.environ}
+        tree = REPO
         cleanup: list[Callable[[], None]] = []
         helper_pids: Callable[[], list[int]] = list
         if name == "y-websocket-server":
@@ -244,21 +250,29 @@ class ServerFactory:
             if name.endswith("-nodeflate"):
                 argv.append("--no-ws-per-message-deflate")
         elif name.startswith("palimpsest-"):
-            argv = [str(VENV_BIN / "palimpsest"), "serve",
-                    "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-            if name.endswith("-write"):
+            if name.endswith("-baseline"):
+                if not BASELINE_TREE:
+                    raise RuntimeError(f"{name} needs PALIMPSEST_BASELINE_TREE")
+                tree = Path(BASELINE_TREE).resolve()
+                env["PYTHONPATH"] = str(tree)
+                name_variant = name.removesuffix("-baseline")
+            else:
+                name_variant = name
+            palimpsest = [str(VENV_BIN / "python"), "-m", "server.cli"]
+            argv = [*palimpsest, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            if name_variant.endswith("-write"):
                 argv += ["--role", "write"]
             env.update(PALIMPSEST_BENCH_ENV)
-            if name.endswith("-deflate"):
+            if name_variant.endswith("-deflate"):
                 env["PALIMPSEST_WS_DEFLATE"] = "1"
-            if "-sqlite" in name:
+            if "-sqlite" in name_variant:
                 tmp = Path(tempfile.mkdtemp(prefix="palimpsest-bench-"))
                 env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
                 cleanup.append(lambda: subprocess.run(["rm", "-rf", str(tmp)], check=False))
             else:
                 env["DATABASE_URL"] = self._postgres().createdb()
                 migrate = subprocess.run(
-                    [str(VENV_BIN / "palimpsest"), "migrate"], env=env, cwd=REPO,
+                    [*palimpsest, "migrate"], env=env, cwd=tree,
                     capture_output=True, text=True, timeout=120,
                 )  # fmt: skip
                 if migrate.returncode != 0:
@@ -270,7 +284,7 @@ class ServerFactory:
             raise ValueError(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                argv, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
+                argv, env=env, cwd=tree, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, preexec_fn=pinner(SERVER_CPUS) if self.pin else None,
             )  # fmt: skip
         server = RunningServer(
