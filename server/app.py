@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from server.access_api import revoke_endpoint
 from server.errors import PalimpsestError
+from server.http_guard import HttpGuard
 from server.metrics import CountingEventStore, Metrics, metrics_endpoint
 from server.read import openapi
 from server.read.api import command_routes, error_response, not_found, query_routes
@@ -130,7 +132,8 @@ def create_app(settings: Settings) -> Starlette:
         404: not_found,
         405: not_found,
     }
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                    middleware=[Middleware(HttpGuard, settings=settings)])
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.node_id = node_id
