@@ -16,10 +16,16 @@ handshakes (docs/protocol.md, "HTTP edge"):
 5. every HTTP response carries `X-Content-Type-Options: nosniff`.
 
 Refusals are `{"error": {"code", "message"}}` and close the connection.
+
+Before it, `header_timeout_protocol` gives uvicorn its h11 protocol with a deadline on request
+headers: a connection that has not finished sending a request's headers within
+PALIMPSEST_HEADER_TIMEOUT_SECONDS of connecting (or of its previous response) is closed. h11
+itself bounds their size (`h11_max_incomplete_event_size`, set in server.cli).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from urllib.parse import urlsplit
@@ -27,6 +33,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from server.auth import origin_allowed
 from server.settings import Settings
@@ -241,4 +248,56 @@ class HttpGuard:
     def _has_body(headers: Headers) -> bool:
         length = headers.get("content-length", "0").strip()
         return "transfer-encoding" in headers or not length.isdigit() or int(length) > 0
+
+
+class HeaderDeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request headers are not complete
+    within `header_timeout` seconds of connecting or of the previous response.
+
+    uvicorn has no such bound: its keep-alive timer stops at the first byte received, so a
+    client sending half a request line holds the connection for ever. The deadline is checked
+    when it fires: a running request (its headers complete) or an upgraded connection (now a
+    WebSocket's) is left alone, and the deadline starts again after each response.
+    """
+
+    header_timeout: float = 5.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._start_deadline()
+
+    def _start_deadline(self) -> None:
+        self._stop_deadline()
+        self._deadline = self.loop.call_later(self.header_timeout, self._on_deadline)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # its headers arrived: the request is being answered
+        self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """The protocol class to give uvicorn (`http=`), with its deadline set."""
+    attributes: dict[str, object] = {"header_timeout": seconds}
+    protocol: type[H11Protocol] = type("HeaderDeadlineH11Protocol",
+                                       (HeaderDeadlineH11Protocol,), attributes)
+    return protocol
 

@@ -53,6 +53,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback and the bound host
     max_body_bytes: int = 64 * 1024  # any HTTP request body (server.http_guard)
+    max_header_bytes: int = 16 * 1024  # request line and headers (h11)
+    header_timeout_seconds: float = 5.0  # to finish sending a request's headers
+    keep_alive_seconds: int = 5  # an idle HTTP connection between requests
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
     projector_coalesce_seconds: float = 0.05
@@ -96,6 +99,9 @@ class Settings:
             allowed_origins=origins,
             allowed_hosts=_list(env, "PALIMPSEST_ALLOWED_HOSTS"),
             max_body_bytes=_int(env, "PALIMPSEST_MAX_BODY_BYTES", 64 * 1024),
+            max_header_bytes=_int(env, "PALIMPSEST_MAX_HEADER_BYTES", 16 * 1024),
+            header_timeout_seconds=_float(env, "PALIMPSEST_HEADER_TIMEOUT_SECONDS", 5.0),
+            keep_alive_seconds=_int(env, "PALIMPSEST_KEEP_ALIVE_SECONDS", 5),
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
             projector_coalesce_seconds=_float(env, "PALIMPSEST_PROJECTOR_COALESCE_SECONDS", 0.05),
