@@ -12,7 +12,8 @@ handshakes (docs/protocol.md, "HTTP edge"):
    `application/json`, which a `no-cors` request cannot send: 415 `unsupported_media_type`;
 4. a body past PALIMPSEST_MAX_BODY_BYTES: 413 `too_large`, from `Content-Length` before
    reading anything, or as soon as a chunked body streams past the limit (nothing past the
-   limit is ever buffered);
+   limit is ever buffered); a body that has not all arrived within
+   PALIMPSEST_HEADER_TIMEOUT_SECONDS of its headers: 408 `request_timeout`;
 5. every HTTP response carries `X-Content-Type-Options: nosniff`.
 
 Refusals are `{"error": {"code", "message"}}` and close the connection.
@@ -197,6 +198,7 @@ class HttpGuard:
         self.settings = settings
         self.hosts = HostPolicy(settings)
         self.max_body = settings.max_body_bytes
+        self.body_timeout = settings.header_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -219,7 +221,13 @@ class HttpGuard:
             await _refuse(scope, send, *refusal)
             return
         if self._has_body(conn.headers):
-            body = await _read_bounded(receive, self.max_body)
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await _read_bounded(receive, self.max_body)
+            except TimeoutError:
+                await _refuse(scope, send, 408, "request_timeout",
+                              f"the request body did not arrive within {self.body_timeout} s")
+                return
             if body is None:
                 await _refuse(scope, send, 413, "too_large",
                               f"the request body is over {self.max_body} bytes")

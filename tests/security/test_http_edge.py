@@ -298,6 +298,17 @@ def test_a_50_mb_body_is_refused_at_the_limit_without_being_buffered(
     assert httpx.get(f"{edge.http_url}/healthz", timeout=5).status_code == 200
 
 
+def test_a_body_that_stops_arriving_is_answered_408_in_time(edge: ServerProcess) -> None:
+    with connect(edge) as sock:
+        sock.sendall(head(edge, "POST /api/documents HTTP/1.1", "Content-Length: 100",
+                          "Content-Type: application/json") + b'{"title": "')
+        start = time.monotonic()
+        answer = read_until_closed(sock, within=HEADER_TIMEOUT + 5)
+        elapsed = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"request_timeout"' in answer, answer
+    assert HEADER_TIMEOUT - 0.5 <= elapsed <= HEADER_TIMEOUT + 2
+
+
 def test_revoke_and_every_command_have_the_same_body_cap(edge: ServerProcess) -> None:
     big = b'{"user": "' + b"u" * BODY_LIMIT + b'"}'
     json_type = {"Content-Type": "application/json"}
