@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -27,6 +28,7 @@ from server.http import openapi
 from server.http.access import AccessRoutes
 from server.http.command_routes import CommandRoutes
 from server.http.errors import error_response, not_found
+from server.http.guard import HttpGuard
 from server.http.query_routes import QueryRoutes
 from server.metrics import CountingEventStore, Metrics
 from server.read.freshness import Freshness
@@ -142,7 +144,8 @@ def create_app(settings: Settings) -> Starlette:
         404: not_found,
         405: not_found,
     }
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                     middleware=[Middleware(HttpGuard, settings=settings)])
 
 
 def client_dist(settings: Settings) -> Path:

@@ -46,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
         print("WARNING: PALIMPSEST_SECRET is shorter than 32 bytes; tokens are easier to forge",
               file=sys.stderr, flush=True)
     from server.app import create_app
+    from server.http.guard import header_timeout_protocol
 
     if is_sqlite(settings.database_url):
         path = sqlite_path(settings.database_url)
@@ -66,6 +67,11 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        # h11, not httptools: h11 bounds the request line and headers; our subclass closes a
+        # connection that does not finish its headers in time (server.http.guard).
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_seconds,
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -17,6 +17,10 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return float(env.get(name, default))
 
 
+def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-connection and per-document limits; crossing one closes that connection."""
@@ -47,6 +51,11 @@ class Settings:
     secret: str | None = None
     allow_public: bool = False
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback and the bound host
+    max_body_bytes: int = 64 * 1024  # any HTTP request body (server.http.guard)
+    max_header_bytes: int = 16 * 1024  # request line and headers (h11)
+    header_timeout_seconds: float = 5.0  # to finish sending a request's headers
+    keep_alive_seconds: int = 5  # an idle HTTP connection between requests
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
     projector_coalesce_seconds: float = 0.05
@@ -78,8 +87,7 @@ class Settings:
             awareness_clients=_int(env, "PALIMPSEST_MAX_AWARENESS_CLIENTS",
                                    Limits.awareness_clients),
         )
-        origins = tuple(o.strip() for o in env.get("PALIMPSEST_ALLOWED_ORIGINS", "").split(",")
-                        if o.strip())
+        origins = _list(env, "PALIMPSEST_ALLOWED_ORIGINS")
         settings = cls(
             database_url=env.get("DATABASE_URL") or default_database_url(),
             redis_url=env.get("REDIS_URL") or None,
@@ -89,6 +97,11 @@ class Settings:
             secret=env.get("PALIMPSEST_SECRET") or None,
             allow_public=env.get("PALIMPSEST_ALLOW_PUBLIC", "") in ("1", "true", "yes"),
             allowed_origins=origins,
+            allowed_hosts=_list(env, "PALIMPSEST_ALLOWED_HOSTS"),
+            max_body_bytes=_int(env, "PALIMPSEST_MAX_BODY_BYTES", 64 * 1024),
+            max_header_bytes=_int(env, "PALIMPSEST_MAX_HEADER_BYTES", 16 * 1024),
+            header_timeout_seconds=_float(env, "PALIMPSEST_HEADER_TIMEOUT_SECONDS", 5.0),
+            keep_alive_seconds=_int(env, "PALIMPSEST_KEEP_ALIVE_SECONDS", 5),
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
             projector_coalesce_seconds=_float(env, "PALIMPSEST_PROJECTOR_COALESCE_SECONDS", 0.05),

@@ -114,7 +114,8 @@ def test_bad_parameters_are_400(server: ServerProcess, path: str) -> None:
 ])
 def test_bad_command_bodies_are_400(server: ServerProcess, method: str, path: str,
                                     body: bytes) -> None:
-    assert_error(call(server, method, path, content=body), 400, "bad_request")
+    assert_error(call(server, method, path, content=body,
+                      headers={"Content-Type": "application/json"}), 400, "bad_request")
 
 
 @pytest.mark.parametrize(("path", "body"), [
