@@ -105,7 +105,10 @@ def decode(record: EventRecord) -> Event:
     return UnknownEvent(kind)
 
 
+_YJS_KINDS = frozenset({UPDATED, RESTORED})
+
+
 def yjs_update(record: EventRecord) -> bytes | None:
-    """The Yjs update a record carries, or None for events that do not change the content."""
-    event = decode(record)
-    return event.update if isinstance(event, YjsEvent) else None
+    """The Yjs update a record carries, or None for events that do not change the content.
+    (On every fan-out and load: it answers from the kind without building the event.)"""
+    return record.payload if record.kind in _YJS_KINDS else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,43 +21,18 @@ from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-DIST = ROOT / "client_web" / "dist"
+from tests.e2e.conftest import ROOT  # noqa: E402
+
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 # The committed screenshots change only when asked; otherwise each run writes *.tmp.png beside
 # them (ignored by git), so running the tests leaves the work tree clean.
 SCREENSHOT_SUFFIX = "" if os.environ.get("PALIMPSEST_UPDATE_SCREENSHOTS") == "1" else ".tmp"
-CHROMIUM = os.environ.get("PALIMPSEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 15_000
 
 import playwright.sync_api as playwright_api  # noqa: E402  (a required test dependency)
 
 expect = playwright_api.expect
 Page = playwright_api.Page
-
-
-@pytest.fixture(scope="module")
-def client_dist() -> Path:
-    """The built client; scripts/setup.sh builds it, this builds it when run alone."""
-    if not (DIST / "index.html").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("client_web/dist is missing and npm is not installed to build it")
-        import subprocess
-
-        folder = ROOT / "client_web"
-        if not (folder / "node_modules").exists():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
-        subprocess.run([npm, "run", "build"], cwd=folder, check=True)
-    return DIST
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +59,6 @@ def token(user: str, name: str, role: str) -> str:
     from server.tokens import mint
 
     return mint(SECRET, user, {"*": role}, 600, display_name=name)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (scripts/setup.sh --services installs it)")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Person:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import subprocess
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -29,10 +27,8 @@ import pytest
 from server.realtime import awareness, protocol
 from server.tokens import mint
 from tests.conftest import new_sqlite_url
+from tests.e2e.conftest import DIST
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DIST,
     SCREENSHOT_SUFFIX,
     SCREENSHOTS,
     TIMEOUT_MS,
@@ -45,7 +41,6 @@ from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-import playwright.sync_api as playwright_api  # noqa: E402  (a required test dependency)
 
 SECRET = "browser-security-secret-0123456789abcdef"
 T = TypeVar("T")
@@ -64,36 +59,12 @@ def token(user: str, name: str, role: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def client_dist() -> Path:
-    """The built client; scripts/setup.sh builds it, this builds it when run alone."""
-    if not (DIST / "index.html").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("client_web/dist is missing and npm is not installed to build it")
-        folder = DIST.parent
-        if not (folder / "node_modules").exists():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
-        subprocess.run([npm, "run", "build"], cwd=folder, check=True)
-    return DIST
-
-
-@pytest.fixture(scope="module")
 def secured(client_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with access control on, as an admin would run it."""
     folder = tmp_path_factory.mktemp("browser-security-db")
     env = {"PALIMPSEST_CLIENT_DIST": str(client_dist), "PALIMPSEST_SECRET": SECRET}
     with ServerProcess(new_sqlite_url(folder), env=env) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (scripts/setup.sh --services installs it)")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Watched(Person):
