@@ -15,6 +15,7 @@ events in seq order, and `at_time` reads answer the right seq. (A store built wi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -26,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
-from storage.errors import DocumentNotFound
+from storage.errors import DocumentNotFound, StorageUnavailable
 from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
 from storage.schema import documents, events, snapshots
 
@@ -178,6 +179,16 @@ class EventStore:
             # Raw driver errors bypass SQLAlchemy: drop the connection from the pool ourselves
             # (db.write() then translates the error).
             await conn.invalidate(exc)
+            raise
+        except asyncpg.InternalClientError as exc:
+            # The connection's protocol state is broken ("another operation is in progress",
+            # seen after Postgres restarts): never hand it out again, and say "unavailable",
+            # which callers retry, rather than an unknown error.
+            await conn.invalidate(exc)
+            raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
+        except asyncio.CancelledError:
+            # Cancelled mid-statement, the connection is left mid-protocol: drop it.
+            await conn.invalidate()
             raise
         if not rows:
             raise DocumentNotFound(doc_id)
