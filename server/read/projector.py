@@ -17,9 +17,10 @@ even by SIGKILL, another node's projector takes its documents over within a leas
 whatever either node's clock says.
 
 Health (`problems()`, read by `/healthz`): the projector is unhealthy when its passes have
-failed for `stall_seconds` (the database is away), or when a document has stayed behind its
-log at the same checkpoint for `stall_seconds` (nobody is making progress on it: its lag keeps
-growing or at least does not shrink), whichever projector holds its lease.
+failed for `stall_seconds` (the database is away); when documents are behind their log and no
+checkpoint has moved for `stall_seconds`, whichever projector holds the leases (the lag grows,
+or at least does not shrink: leases held by a dead node, a wedged projector); and when a
+document's events keep failing to project (a bug: the other documents carry on).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class Projector:
         self.failing_since: float | None = None  # monotonic time of the first failed pass
         self.last_error = ""
         self.last_pass: float | None = None  # monotonic time of the last successful pass
-        self._behind: dict[str, tuple[int, int, float]] = {}  # doc -> (checkpoint, head, since)
+        self._behind: dict[str, tuple[int, int]] = {}  # doc -> (checkpoint, head), last pass
+        self._progress_at = time.monotonic()  # when any checkpoint last moved (or none lagged)
         self._skip_until: dict[str, float] = {}  # documents whose projection raised: backoff
         self._doc_failures: dict[str, int] = {}
 
@@ -194,25 +196,28 @@ class Projector:
             found.append({"task": "projector",
                           "problem": f"no pass has succeeded for {now - self.failing_since:.1f}"
                                      f" s; last error: {self.last_error}"})
-        stuck = [(since, doc_id, head - checkpoint)
-                 for doc_id, (checkpoint, head, since) in self._behind.items()
-                 if now - since > self.stall_seconds]
-        if stuck:
-            since, doc_id, behind = min(stuck)
+        elif self._behind and now - self._progress_at > self.stall_seconds:
+            doc_id, (checkpoint, head) = next(iter(self._behind.items()))
             found.append({"task": "projector",
-                          "problem": f"{len(stuck)} document(s) behind their log with no "
-                                     f"progress for over {self.stall_seconds:g} s; "
-                                     f"{doc_id!r} is {behind} events behind since "
-                                     f"{now - since:.1f} s"})
+                          "problem": f"{len(self._behind)} document(s) behind their log "
+                                     f"({self.lag} events) and no projector has made progress "
+                                     f"for {now - self._progress_at:.1f} s; {doc_id!r} is at "
+                                     f"{checkpoint} of {head}"})
+        broken = [d for d, n in self._doc_failures.items() if n >= 3]
+        if broken:
+            found.append({"task": "projector",
+                          "problem": f"{len(broken)} document(s) fail to project, "
+                                     f"{broken[0]!r} {self._doc_failures[broken[0]]} times"})
         return found
 
     def _observe(self, behind: list[tuple[str, int, int]]) -> None:
-        now = time.monotonic()
-        seen: dict[str, tuple[int, int, float]] = {}
-        for doc_id, head, checkpoint in behind:
-            known = self._behind.get(doc_id)
-            since = known[2] if known is not None and known[0] == checkpoint else now
-            seen[doc_id] = (checkpoint, head, since)
+        """Note progress made by anyone (a checkpoint moved, a document caught up) since the
+        last pass: the read side stalls when documents are behind and none of it happens."""
+        seen = {doc_id: (checkpoint, head) for doc_id, head, checkpoint in behind}
+        before = self._behind
+        if not seen or any(before.get(d, (c,))[0] != c for d, (c, _) in seen.items()) \
+                or any(d not in seen for d in before):
+            self._progress_at = time.monotonic()
         self._behind = seen
 
     # Work
@@ -271,9 +276,7 @@ class Projector:
                 raise
             if saved > checkpoint:
                 self._leases[doc_id] = started + self.lease_seconds  # the save renewed it
-                known = self._behind.get(doc_id)
-                if known is not None:
-                    self._behind[doc_id] = (saved, known[1], time.monotonic())
+                self._progress_at = time.monotonic()
             self.lag = max(0, self.lag - (saved - checkpoint))
             if progress is not None:
                 progress(saved - checkpoint)
