@@ -38,6 +38,7 @@ from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
 from server.realtime.websocket import DocumentSocket
 from server.settings import Settings
+from server.supervision import Supervisor
 from server.web import client_routes
 from server.write.documents import DocumentSettings, LiveDocuments
 from server.write.handlers import WriteSide
@@ -54,12 +55,13 @@ READ_ROLES = {"all", "read"}  # the API's queries and the browser client
 PROJECTOR_ROLES = {"all", "projector"}  # the projector task
 
 
-def make_bus(settings: Settings, node_id: str) -> Bus:
+def make_bus(settings: Settings, node_id: str, supervisor: Supervisor | None = None) -> Bus:
     bus: Bus = LocalBus(node_id)
     if settings.redis_url:
         from server.bus.redis_bus import RedisBus
 
-        bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix)
+        bus = RedisBus(settings.redis_url, node_id, prefix=settings.redis_prefix,
+                       supervisor=supervisor)
     if settings.test_bus_faults:
         from server.bus.faults import Faults, FaultyBus
 
@@ -67,17 +69,22 @@ def make_bus(settings: Settings, node_id: str) -> Bus:
     return bus
 
 
-def build_projector(store: EventStore, read_model: ReadModel, settings: Settings) -> Projector:
+def build_projector(store: EventStore, read_model: ReadModel, settings: Settings,
+                    supervisor: Supervisor | None = None) -> Projector:
     return Projector(store, read_model, snapshot_every=settings.snapshot_every,
-                     coalesce_seconds=settings.projector_coalesce_seconds)
+                     coalesce_seconds=settings.projector_coalesce_seconds,
+                     lease_seconds=settings.projector_lease_seconds,
+                     stall_seconds=settings.health_stall_seconds, supervisor=supervisor)
 
 
 def create_app(settings: Settings) -> Starlette:
     node_id = uuid.uuid4().hex[:12]
     metrics = Metrics()
     db = open_database(settings.database_url)  # engines connect on first use, in the loop
-    bus = make_bus(settings, node_id)
+    supervisor = Supervisor()  # every long-lived task of the node runs under it
+    bus = make_bus(settings, node_id, supervisor)
     store = CountingEventStore(db, metrics)
+    store.database_clock = True  # event and document times from the database's clock
     read_model = ReadModel(db)
     revocations = Revocations()
     access = Access(settings, revocations)
@@ -85,19 +92,33 @@ def create_app(settings: Settings) -> Starlette:
     rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
     documents = LiveDocuments(store, bus, rooms, DocumentSettings(
         max_batch=settings.max_batch, grace_seconds=settings.room_grace_seconds,
-        sweep_seconds=settings.room_sweep_seconds))
+        sweep_seconds=settings.room_sweep_seconds,
+        commit_retry_seconds=settings.commit_retry_seconds,
+        stall_seconds=settings.health_stall_seconds), supervisor)
     write = WriteSide(store, documents)
     sessions = Sessions(settings.limits, bus, revocations)  # the revocation port
     freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
     queries = Queries(store, read_model, freshness)
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
-        projector = build_projector(store, read_model, settings)
+        projector = build_projector(store, read_model, settings, supervisor)
         projector.on_progress(freshness.notify)
     metrics.watch(lambda: documents.open_count, lambda: rooms.connection_count)
 
     async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok", "node": node_id, "role": settings.role})
+        # 503 naming the problem when a long-lived task died or keeps failing, the projector
+        # has made no progress for health_stall_seconds while behind (or cannot reach the
+        # database), or a document cannot commit for that long. Reads no database itself.
+        problems = supervisor.problems() + documents.problems()
+        body: dict[str, Any] = {"node": node_id, "role": settings.role}
+        if projector is not None:
+            problems += projector.problems()
+            body["projector"] = {"owner": projector.owner, "lag": projector.lag,
+                                 "leases": len(projector.leases)}
+        body["status"] = "unhealthy" if problems else "ok"
+        body["problems"] = problems
+        body["tasks"] = supervisor.status()
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     async def openapi_schema(_request: Request) -> Response:
         return JSONResponse(openapi.schema())
@@ -123,6 +144,7 @@ def create_app(settings: Settings) -> Starlette:
             rooms.close_all(1001, "server shutting down")
             await documents.close()
             await bus.stop()
+            await supervisor.stop_all()
             await db.dispose()
 
     routes: list[BaseRoute] = [

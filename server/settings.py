@@ -59,6 +59,9 @@ class Settings:
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
     projector_coalesce_seconds: float = 0.05
+    projector_lease_seconds: float = 3.0  # renewed every third of it while in use
+    commit_retry_seconds: float = 30.0  # a failing commit is retried this long before 1013
+    health_stall_seconds: float = 10.0  # /healthz fails once progress has stopped this long
     read_wait_seconds: float = 5.0  # how long ?min_seq= (and reads of a past seq) may wait
     max_batch: int = 512
     ws_ping_interval: float = 20.0
@@ -105,6 +108,9 @@ class Settings:
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
             projector_coalesce_seconds=_float(env, "PALIMPSEST_PROJECTOR_COALESCE_SECONDS", 0.05),
+            projector_lease_seconds=_float(env, "PALIMPSEST_PROJECTOR_LEASE_SECONDS", 3.0),
+            commit_retry_seconds=_float(env, "PALIMPSEST_COMMIT_RETRY_SECONDS", 30.0),
+            health_stall_seconds=_float(env, "PALIMPSEST_HEALTH_STALL_SECONDS", 10.0),
             read_wait_seconds=_float(env, "PALIMPSEST_READ_WAIT_SECONDS", 5.0),
             max_batch=_int(env, "PALIMPSEST_MAX_BATCH", 512),
             ws_ping_interval=_float(env, "PALIMPSEST_WS_PING_INTERVAL", 20.0),

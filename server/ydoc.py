@@ -4,8 +4,11 @@ updates a pycrdt Doc holds pending on missing dependencies.
 A stock client that reconnects sends its new keystrokes as soon as the socket opens, before its
 sync step 2 carries the edits they build on, so an update can arrive ahead of its dependencies.
 yrs keeps such structs pending and integrates them when the dependencies come. But it leaves
-pending structs out of every encoded state: a snapshot taken meanwhile would silently lose them.
-Whoever snapshots a Doc tracks its pending updates here and snapshots only when there are none.
+pending structs out of every encoded state: a snapshot of `doc.get_update()` alone would
+silently lose them. So whoever snapshots a Doc tracks what is pending here and stores
+`PendingUpdates.snapshot_state(doc)`: the doc's state merged with the pending structs. Loading
+such a snapshot integrates what it can and leaves the rest pending, tracked again, so a
+struct whose dependencies never come neither stops snapshots nor is ever dropped.
 """
 
 from __future__ import annotations
@@ -39,10 +42,18 @@ class PendingUpdates:
         state = doc.get_state()
         if self.updates:
             self.updates = [u for u in self.updates if _has_unintegrated(u, state)]
-        if _has_unintegrated(update, state):
-            self.updates.append(update)
+        rest = get_update(update, state)
+        if rest[:1] != b"\x00":
+            # Only what did not integrate (and the update's delete set): a snapshot loaded
+            # with pending structs must not keep the whole snapshot as "pending".
+            self.updates.append(rest)
             return True
         return False
+
+    def snapshot_state(self, doc: Doc[Any]) -> bytes:
+        """The doc's encoded state with every pending struct in it: what a snapshot stores."""
+        state = doc.get_update()
+        return merge_updates(state, *self.updates) if self.updates else state
 
 
 # Merging thousands of small updates first makes a cold load one integration instead of many.
@@ -55,6 +66,7 @@ def replay(doc: Doc[Any], state: bytes | None, records: Iterable[EventRecord],
     update the records carry, merged in chunks. The one way both sides load a document."""
     if state:
         doc.apply_update(state)
+        pending.after_apply(doc, state)  # a snapshot may carry pending structs
     chunk: list[bytes] = []
     for record in records:
         update = yjs_update(record)

@@ -6,38 +6,60 @@ holds it to commit, so appenders to one document queue behind each other: seqs a
 in commit order and a failed transaction gives its seqs back. A reader that polls
 `seq > last_seen` can therefore never skip an event: no later seq of that document becomes
 visible before an earlier one.
+
+Times come from one clock, the database's (`database_now`), read inside the append statement
+once the document's lock is held: nodes whose clocks disagree still stamp one document's
+events in seq order, and `at_time` reads answer the right seq. (A store built with
+`database_clock=False` keeps the times its callers give: tests and imports of past history.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, update
+from sqlalchemy import Float, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
-from storage.errors import DocumentNotFound
+from storage.errors import DocumentNotFound, StorageUnavailable
 from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
 from storage.schema import documents, events, snapshots
 
 READ_BATCH = 2000
 
-_PG_APPEND = """
+# The database's clock, in epoch seconds. Postgres: clock_timestamp() is read when evaluated
+# (now() is the transaction's start, before the lock wait). SQLite 3.40 has no
+# unixepoch('subsec') (3.42), so julianday('now'), which has millisecond resolution.
+PG_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def database_now(dialect: str) -> Any:
+    """A SQL expression for the database's current time (epoch seconds, float)."""
+    return literal_column(PG_NOW if dialect == "postgresql" else SQLITE_NOW, Float)
+
+
+# $8: stamp with the database's clock (true) or keep the given times. The select list is
+# evaluated row by row after `head` has taken the document row's lock, so a later seq never
+# gets an earlier clock reading than the seq before it (barring the database's clock jumping).
+_PG_APPEND = f"""
 WITH head AS (
     UPDATE documents SET head_seq = head_seq + $2 WHERE id = $1 RETURNING head_seq
 )
 INSERT INTO events (doc_id, seq, kind, payload, actor, time, meta)
-SELECT $1, head.head_seq - $2 + e.ord, e.kind, e.payload, e.actor, e.time, e.meta::json
+SELECT $1, head.head_seq - $2 + e.ord, e.kind, e.payload, e.actor,
+       CASE WHEN $8::bool THEN {PG_NOW} ELSE e.time END, e.meta::json
 FROM head,
      unnest($3::text[], $4::bytea[], $5::text[], $6::float8[], $7::text[])
          WITH ORDINALITY AS e(kind, payload, actor, time, meta, ord)
 ORDER BY e.ord
-RETURNING seq
+RETURNING seq, time
 """
 
 
@@ -56,8 +78,10 @@ def _event(row: Any) -> EventRecord:
 class EventStore:
     """Appends to and reads the log. Owns no engine: the Database is handed in."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, database_clock: bool = False) -> None:
         self.db = db
+        # True for the server: every event and document is stamped with the database's time.
+        self.database_clock = database_clock
 
     def _insert(self) -> Any:
         return (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(documents)
@@ -66,7 +90,9 @@ class EventStore:
         """Create the document if it does not exist; True when this call created it."""
         stmt = (
             self._insert()
-            .values(id=doc_id, title=title, head_seq=0, created_at=time.time())
+            .values(id=doc_id, title=title, head_seq=0,
+                    created_at=database_now(self.db.dialect) if self.database_clock
+                    else time.time())
             .on_conflict_do_nothing(index_elements=["id"])
         )
         async with self.db.write() as conn:
@@ -98,8 +124,18 @@ class EventStore:
         if head is None:
             raise DocumentNotFound(doc_id)
         first = head - len(new) + 1
+        stamp: float | None = None
+        if self.database_clock:
+            # Under the write lock (BEGIN IMMEDIATE): never earlier than the previous event,
+            # whatever the clock did meanwhile.
+            previous = select(events.c.time).where(events.c.doc_id == doc_id,
+                                                   events.c.seq == first - 1).scalar_subquery()
+            stamp = float((await conn.execute(
+                select(func.max(database_now("sqlite"), func.coalesce(previous, 0.0)))
+            )).scalar_one())
         records = [
-            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor, e.time, e.meta)
+            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor,
+                        e.time if stamp is None else stamp, e.meta)
             for i, e in enumerate(new)
         ]
         await conn.execute(
@@ -137,17 +173,29 @@ class EventStore:
                 [e.actor for e in new],
                 [e.time for e in new],
                 [json.dumps(e.meta) if e.meta else "{}" for e in new],
+                self.database_clock,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Raw driver errors bypass SQLAlchemy: drop the connection from the pool ourselves
             # (db.write() then translates the error).
             await conn.invalidate(exc)
             raise
+        except asyncpg.InternalClientError as exc:
+            # The connection's protocol state is broken ("another operation is in progress",
+            # seen after Postgres restarts): never hand it out again, and say "unavailable",
+            # which callers retry, rather than an unknown error.
+            await conn.invalidate(exc)
+            raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
+        except asyncio.CancelledError:
+            # Cancelled mid-statement, the connection is left mid-protocol: drop it.
+            await conn.invalidate()
+            raise
         if not rows:
             raise DocumentNotFound(doc_id)
-        first = min(row[0] for row in rows)
+        times = {row[0]: row[1] for row in rows}
+        first = min(times)
         return [
-            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor, e.time, e.meta)
+            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor, times[first + i], e.meta)
             for i, e in enumerate(new)
         ]
 

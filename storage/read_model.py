@@ -3,6 +3,10 @@
 Every row here is a pure function of the log (invariant 5); `reset` drops them all for
 `palimpsest rebuild`. A projector writes a document's rows only while it holds that
 document's lease, and saves its checkpoint in the same transaction as the rows.
+
+Leases are timed by the database's clock (`now=None`, what the projector passes), read inside
+the claim, renew and save statements: a node whose own clock is off neither keeps a lease
+past its time nor steals one early.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
+from storage.event_store import database_now
 from storage.records import SnapshotRecord
 from storage.schema import (
     READ_MODEL_TABLES,
@@ -147,8 +152,14 @@ class ReadModel:
             rows = (await conn.execute(query)).all()
         return [(r.id, int(r.head_seq), int(r.checkpoint)) for r in rows]
 
-    async def claim(self, doc_id: str, owner: str, now: float, lease: float) -> int | None:
-        """Take or renew the document's lease; its checkpoint, or None if another holds it."""
+    def _now(self, now: float | None) -> Any:
+        return database_now(self.db.dialect) if now is None else now
+
+    async def claim(self, doc_id: str, owner: str, now: float | None,
+                    lease: float) -> int | None:
+        """Take or renew the document's lease; its checkpoint, or None if another holds it.
+        `now` None: the database's clock (explicit times are for tests)."""
+        at = self._now(now)
         create = self._insert(projector_checkpoints).values(
             doc_id=doc_id, seq=0, owner=None, lease_until=0.0
         ).on_conflict_do_nothing(index_elements=["doc_id"])
@@ -159,10 +170,10 @@ class ReadModel:
                 or_(
                     projector_checkpoints.c.owner.is_(None),
                     projector_checkpoints.c.owner == owner,
-                    projector_checkpoints.c.lease_until < now,
+                    projector_checkpoints.c.lease_until < at,
                 ),
             )
-            .values(owner=owner, lease_until=now + lease)
+            .values(owner=owner, lease_until=at + lease)
             .returning(projector_checkpoints.c.seq)
         )
         async with self.db.write() as conn:
@@ -170,22 +181,43 @@ class ReadModel:
             seq = (await conn.execute(take)).scalar_one_or_none()
         return None if seq is None else int(seq)
 
-    async def release(self, owner: str) -> None:
-        """Give up every lease `owner` holds (on a clean stop)."""
+    async def renew(self, owner: str, doc_ids: Sequence[str], lease: float) -> set[str]:
+        """Extend the leases `owner` holds on `doc_ids` by `lease` seconds from the database's
+        now; the documents whose lease it still had (one that lapsed and was taken is not)."""
+        held: set[str] = set()
         async with self.db.write() as conn:
-            await conn.execute(
-                update(projector_checkpoints)
-                .where(projector_checkpoints.c.owner == owner)
-                .values(owner=None, lease_until=0.0)
-            )
+            for start in range(0, len(doc_ids), 500):
+                rows = (await conn.execute(
+                    update(projector_checkpoints)
+                    .where(projector_checkpoints.c.owner == owner,
+                           projector_checkpoints.c.doc_id.in_(doc_ids[start:start + 500]))
+                    .values(lease_until=database_now(self.db.dialect) + lease)
+                    .returning(projector_checkpoints.c.doc_id)
+                )).all()
+                held.update(r.doc_id for r in rows)
+        return held
 
-    async def save(self, batch: ProjectionBatch, owner: str, now: float, lease: float) -> None:
+    async def release(self, owner: str, doc_ids: Sequence[str] | None = None) -> None:
+        """Give up the leases `owner` holds (all of them by default, on a clean stop)."""
+        async with self.db.write() as conn:
+            ids = [None] if doc_ids is None else list(doc_ids)
+            for start in range(0, len(ids), 500):
+                query = update(projector_checkpoints).where(
+                    projector_checkpoints.c.owner == owner)
+                if doc_ids is not None:
+                    query = query.where(
+                        projector_checkpoints.c.doc_id.in_(ids[start:start + 500]))
+                await conn.execute(query.values(owner=None, lease_until=0.0))
+
+    async def save(self, batch: ProjectionBatch, owner: str, now: float | None,
+                   lease: float) -> None:
         """Write a batch's rows and move the checkpoint, atomically; LeaseLost if not ours."""
         async with self.db.write() as conn:
             await self._save_in(conn, batch, owner, now, lease)
 
     async def _save_in(
-        self, conn: AsyncConnection, batch: ProjectionBatch, owner: str, now: float, lease: float
+        self, conn: AsyncConnection, batch: ProjectionBatch, owner: str, now: float | None,
+        lease: float
     ) -> None:
         # The checkpoint moves first: on Postgres that row lock makes a second projector's
         # claim or save wait for this commit, and the seq/owner guard makes a stale one fail.
@@ -196,7 +228,7 @@ class ReadModel:
                 projector_checkpoints.c.seq == batch.from_seq,
                 projector_checkpoints.c.owner == owner,
             )
-            .values(seq=batch.to_seq, lease_until=now + lease)
+            .values(seq=batch.to_seq, lease_until=self._now(now) + lease)
         )
         if moved.rowcount != 1:
             raise LeaseLost(batch.doc_id)

@@ -10,6 +10,10 @@ reconnects and resubscribes by itself, silently, and a silent reconnect is exact
 messages were lost, so every open room must catch up from the log. Here every reconnect goes
 through `_subscribe_forever`, which resubscribes everything, waits for Redis to confirm (a PING
 answered after the SUBSCRIBEs), and only then calls the `on_reconnect` callbacks.
+
+Its three tasks (subscriber, publisher, watchdog) run under a `Supervisor`: whatever escapes
+their own handling is logged and they start again with backoff; `/healthz` reports one that
+died or keeps failing.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from redis.exceptions import RedisError
 from server.bus import EVENT, BusMessage, Handler
 from server.bus import codec as bus_codec
 from server.bus.keys import RedisKeys
+from server.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,9 @@ class RedisBus:
         max_outbox: int = 10_000,
         start_timeout: float = 5.0,
         confirm_timeout: float = 2.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
+        self._supervisor = supervisor or Supervisor()
         self.node_id = node_id
         self.keys = RedisKeys(prefix)
         self._url = url
@@ -87,9 +94,9 @@ class RedisBus:
             self._url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
         )
         self._tasks = [
-            asyncio.create_task(self._subscribe_forever(), name="redis-bus-subscriber"),
-            asyncio.create_task(self._publish_forever(), name="redis-bus-publisher"),
-            asyncio.create_task(self._watch(), name="redis-bus-watchdog"),
+            self._supervisor.spawn("redis-bus-subscriber", self._subscribe_forever),
+            self._supervisor.spawn("redis-bus-publisher", self._publish_forever),
+            self._supervisor.spawn("redis-bus-watchdog", self._watch),
         ]
         try:
             await asyncio.wait_for(self._ready.wait(), self._start_timeout)
@@ -101,10 +108,7 @@ class RedisBus:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), 1.0)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await self._supervisor.stop(task)
         self._tasks = []
         if self._publisher is not None:
             await self._publisher.aclose()
@@ -310,6 +314,8 @@ class RedisBus:
     async def _publish_forever(self) -> None:
         assert self._publisher is not None
         backoff = 0.05
+        if self._outbox:
+            self._outbox_ready.set()  # restarted after a failure with messages waiting
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
@@ -327,6 +333,13 @@ class RedisBus:
                     self._outbox.extendleft(reversed(batch))
                     log.warning("publishing to Redis failed (%s); retrying in %.2fs", exc,
                                 backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                except Exception:
+                    # Not Redis being away: these messages would fail again. They are hints;
+                    # receivers find the gap in the log (the room sweep, the next event).
+                    log.exception("publishing %d bus messages failed; dropped them", len(batch))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue

@@ -114,12 +114,12 @@ class DocumentProjection:
             case UnknownEvent():
                 pass
         self.seq = event.seq
-        # With structs pending on missing dependencies the doc encodes without them: skip
-        # this snapshot rather than store one that loses them (server/ydoc.py).
-        if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0 and not self.pending:
+        # Structs pending on missing dependencies are stored in the snapshot too
+        # (server/ydoc.py): yrs leaves them out of what the doc encodes.
+        if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0:
             batch.snapshots.append(
-                SnapshotRecord(self.doc_id, event.seq, self.doc.get_update(), self.text_now(),
-                               event.time)
+                SnapshotRecord(self.doc_id, event.seq, self.pending.snapshot_state(self.doc),
+                               self.text_now(), event.time)
             )
 
     def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,

@@ -5,6 +5,11 @@ editor (or a command) needs it, shared by everyone on this node, and unloaded a 
 after its last user leaves, with a snapshot so the next load is cheap. Each open document has
 one writer; the bus tells it when another node has appended, and a sweep compares every open
 document with the log's head now and then, since bus hints can be lost.
+
+The sweep runs under the node's `Supervisor` (restarted with backoff after any failure). A
+writer whose commits fail retries them itself (server/write/writer.py); `problems()` reports
+documents that have been unable to commit for `stall_seconds`. A snapshot keeps pending
+structs (server/ydoc.py), so a struct whose dependencies never arrive does not stop them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 
 from server.bus import EVENT, Bus, BusMessage
 from server.errors import PalimpsestError
+from server.supervision import Supervisor
 from server.write.fanout import FanOut
 from server.write.live_document import LiveDocument
 from server.write.writer import CatchUp, DocumentWriter
@@ -33,6 +39,8 @@ class DocumentSettings:
     max_batch: int = 256
     grace_seconds: float = 5.0  # how long a document stays loaded after its last user leaves
     sweep_seconds: float = 2.0  # how often open documents are compared with the log (0: never)
+    commit_retry_seconds: float = 30.0  # how long a writer retries a failing commit
+    stall_seconds: float = 10.0  # a document failing to commit this long makes /healthz fail
 
 
 class OpenDocument:
@@ -65,7 +73,8 @@ def _as_record(message: BusMessage) -> EventRecord:
 
 class LiveDocuments:
     def __init__(self, store: EventStore, bus: Bus, fanout: FanOut,
-                 settings: DocumentSettings) -> None:
+                 settings: DocumentSettings, supervisor: Supervisor | None = None) -> None:
+        self.supervisor = supervisor or Supervisor()
         self.store = store
         self.bus = bus
         self.fanout = fanout
@@ -78,7 +87,7 @@ class LiveDocuments:
 
     def start(self) -> None:
         if self.settings.sweep_seconds > 0:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="document-sweep")
+            self._sweeper = self.supervisor.spawn("document-sweep", self._sweep_forever)
 
     async def _sweep_forever(self) -> None:
         # A bus hint can be lost for good (a node killed between its commit and its publish,
@@ -97,6 +106,19 @@ class LiveDocuments:
                 opened = self._open.get(doc_id)
                 if opened is not None and head > opened.writer.document.applied_seq:
                     opened.writer.submit(CatchUp(head))
+
+    def problems(self) -> list[dict[str, str]]:
+        """Documents whose commits have been failing for `stall_seconds`, for /healthz."""
+        now = time.monotonic()
+        failing = [(o.writer.failing_since, o.doc_id, o.writer.last_error)
+                   for o in self._open.values() if o.writer.failing_since is not None
+                   and now - o.writer.failing_since > self.settings.stall_seconds]
+        if not failing:
+            return []
+        since, doc_id, error = min(failing)
+        return [{"task": "writers",
+                 "problem": f"{len(failing)} document(s) cannot commit; {doc_id!r} for "
+                            f"{now - since:.1f} s: {error}"}]
 
     def get(self, doc_id: str) -> OpenDocument | None:
         return self._open.get(doc_id)
@@ -137,10 +159,14 @@ class LiveDocuments:
             opened.unload_task = asyncio.create_task(self._unload_later(opened))
 
     async def _load(self, doc_id: str) -> OpenDocument:
-        await self.store.ensure_document(doc_id)
+        # A read first: opening a document that exists writes nothing (so a full disk or a
+        # read-only database still lets clients in to read and to queue their edits).
+        if await self.store.document(doc_id) is None:
+            await self.store.ensure_document(doc_id)
         document = LiveDocument(doc_id)
         writer = DocumentWriter(document, self.store, self.fanout,
-                                max_batch=self.settings.max_batch, on_poisoned=self._discard)
+                                max_batch=self.settings.max_batch, on_poisoned=self._discard,
+                                retry_seconds=self.settings.commit_retry_seconds)
         opened = OpenDocument(writer, self.bus.node_id)
         # Subscribe before reading, so nothing committed meanwhile is missed: a hint for a
         # seq the load already covers is dropped by the writer.
@@ -164,21 +190,28 @@ class LiveDocuments:
         writer = opened.writer
         await writer.stop()
         document = writer.document
-        # A doc with pending structs would encode without them: no snapshot then.
-        if not writer.poisoned and document.applied_seq > 0 and not document.pending:
+        if not writer.poisoned and document.applied_seq > 0:
             await self._save_snapshot(document)
 
-    async def _save_snapshot(self, document: LiveDocument) -> None:
-        try:
-            latest = await self.store.snapshot_at_or_before(document.doc_id)
-            if latest is not None and latest.seq >= document.applied_seq:
+    async def _save_snapshot(self, document: LiveDocument, attempts: int = 4) -> None:
+        # With its pending structs (server/ydoc.py): yrs leaves them out of document.state().
+        snapshot = SnapshotRecord(document.doc_id, document.applied_seq,
+                                  document.pending.snapshot_state(document.doc),
+                                  document.current_text(), time.time())
+        for attempt in range(attempts):
+            try:
+                latest = await self.store.snapshot_at_or_before(document.doc_id)
+                if latest is not None and latest.seq >= document.applied_seq:
+                    return
+                await self.store.save_snapshot(snapshot)
                 return
-            await self.store.save_snapshot(
-                SnapshotRecord(document.doc_id, document.applied_seq, document.state(),
-                               document.current_text(), time.time())
-            )
-        except StorageError as exc:
-            log.warning("snapshot of %s at unload failed: %s", document.doc_id, exc)
+            except StorageError as exc:
+                # The first use of a pooled connection after a database restart fails: try
+                # again, a few times (bounded: this also runs at shutdown).
+                if attempt + 1 == attempts:
+                    log.warning("snapshot of %s at unload failed: %s", document.doc_id, exc)
+                    return
+                await asyncio.sleep(0.1 * 2**attempt)
 
     def _discard(self, writer: DocumentWriter, error: PalimpsestError) -> None:
         """The document's state can no longer be trusted: drop it; its clients reconnect."""
@@ -196,12 +229,15 @@ class LiveDocuments:
 
     async def close(self) -> None:
         """Stop the sweep, finish every writer's queue and snapshot what was open."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await self.supervisor.stop(self._sweeper)
+        self._sweeper = None
         for opened in list(self._open.values()):
             if opened.unload_task is not None:
                 opened.unload_task.cancel()
-            with contextlib.suppress(Exception):
+            try:
                 await self._unload(opened)
+            except Exception:
+                log.exception("unloading %s at shutdown failed", opened.doc_id)
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await task

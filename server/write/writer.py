@@ -8,6 +8,15 @@ proposals queue, so the next batch grows with the load: that is the group commit
 
 Every command, an editor's keystroke or an API call, comes through here: one seq order, one
 fan-out, one acknowledgement path for all.
+
+When the store fails a commit (the database restarting, a full disk), the writer keeps the
+batch and the document's lock and retries the same append with backoff (0.1 s doubling to
+2 s) for up to `retry_seconds`, while later proposals wait in the queue in their order:
+clients stay connected and see their edits stored late rather than lost. Before each retry it
+checks whether the failed attempt did commit after all (a connection lost at commit), so
+nothing is appended twice. Only past the bound (or with too much queued, or at shutdown) is
+the document poisoned: every waiting proposal is refused, its clients are told to reconnect
+and resend (1013), and the writer's task ends.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ log = logging.getLogger(__name__)
 Decide = Callable[[LiveDocument], Event | None]
 
 RELOADING = "document is reloading; reconnect and resend"
+STORAGE_UNAVAILABLE = "storage unavailable; reconnect and resend"
+MAX_QUEUED = 10_000  # proposals waiting while a commit is retried, before giving up early
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +85,7 @@ class DocumentWriter:
         *,
         max_batch: int,
         on_poisoned: Callable[[DocumentWriter, PalimpsestError], None],
+        retry_seconds: float = 30.0,
     ) -> None:
         self.document = document
         self.doc_id = document.doc_id
@@ -84,19 +96,30 @@ class DocumentWriter:
         self._on_poisoned = on_poisoned
         self._task: asyncio.Task[None] | None = None
         self.poisoned = False
+        self.retry_seconds = retry_seconds
+        self.failing_since: float | None = None  # monotonic: a commit has failed since then
+        self.last_error = ""
+        self._closing = False
         self._catch_up_retry: asyncio.TimerHandle | None = None
         self._catch_up_failures = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"writer-{self.doc_id}")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
+        """Finish what is queued, then stop. A commit being retried gives up at its next
+        failure: at shutdown the clients are told to reconnect (elsewhere) and resend."""
         if self._task is None:
             return
+        self._closing = True
         if self._catch_up_retry is not None:
             self._catch_up_retry.cancel()
-        await self.queue.join()
+        if not self._task.done():
+            await self.queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -120,7 +143,9 @@ class DocumentWriter:
     # The loop
 
     async def _run(self) -> None:
-        while True:
+        # Runs until stopped or poisoned: a poisoned document's state cannot be trusted, its
+        # clients reload it into a new writer, and this task must not linger.
+        while not self.poisoned:
             first = await self.queue.get()
             batch: list[Work] = [first]
             while len(batch) < self.max_batch and not self.queue.empty():
@@ -129,7 +154,9 @@ class DocumentWriter:
                 await self._process(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # pycrdt panics are BaseExceptions
                 log.exception("writer of %s failed", self.doc_id)
                 self._poison(batch, Unavailable("internal error; reconnect and resend"))
             finally:
@@ -199,14 +226,11 @@ class DocumentWriter:
                 return
             if accepted:
                 try:
-                    records = await self.store.append(self.doc_id, new)
-                    # Another node may have appended since our last event: read those in too.
-                    missed = await self._read_missed(records[0].seq - 1)
-                except StorageError as exc:
+                    records, missed = await self._append(new)
+                except StorageError:
                     # The doc now holds changes the log does not (or lacks events before
                     # ours): it must be rebuilt. Resends after the reconnect are no-ops.
-                    log.warning("commit to %s failed: %s", self.doc_id, exc)
-                    self._poison(accepted, Unavailable("storage unavailable; reconnect and resend"))
+                    self._poison(accepted, Unavailable(STORAGE_UNAVAILABLE))
                     return
                 document.applied_seq = records[-1].seq
 
@@ -225,6 +249,61 @@ class DocumentWriter:
                    if p.origin is not None and p.origin.client not in refused]
         if origins:
             self.fanout.acknowledge(self.doc_id, origins, document.applied_seq)
+
+    async def _append(self, new: list[NewEvent]) -> tuple[list[EventRecord], list[EventRecord]]:
+        """Append `new` (retrying, bounded); its records and the events other nodes appended
+        before them, now applied. Raises StorageError once retrying is over."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        failures = 0
+        while True:
+            try:
+                if failures:
+                    landed = await self._landed(new)
+                    if landed is not None:
+                        records, missed = landed
+                        break
+                records = await self.store.append(self.doc_id, new)
+                # Another node may have appended since our last event: read those in too.
+                missed = await self._read_missed(records[0].seq - 1)
+                break
+            except StorageError as exc:
+                failures += 1
+                self.last_error = str(exc)[:300]
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                delay = min(0.1 * 2 ** (failures - 1), 2.0)
+                if (self._closing or loop.time() + delay > deadline
+                        or self.queue.qsize() > MAX_QUEUED):
+                    log.warning("commit to %s failed %d times, giving up: %s", self.doc_id,
+                                failures, exc)
+                    raise
+                if failures == 1:
+                    log.warning("commit to %s failed, retrying for up to %.0f s: %s",
+                                self.doc_id, self.retry_seconds, exc)
+                await asyncio.sleep(delay)
+        if failures:
+            log.info("commit to %s succeeded after %d failures", self.doc_id, failures)
+        self.failing_since = None
+        return records, missed
+
+    async def _landed(
+        self, new: list[NewEvent]
+    ) -> tuple[list[EventRecord], list[EventRecord]] | None:
+        """After a failed append: did it commit all the same (the reply was lost)? Then its
+        records, and the events before them (applied now); None if it did not."""
+        document = self.document
+        after = await self.store.read_list(self.doc_id, document.applied_seq)
+        n = len(new)
+        for start in range(len(after) - n + 1):
+            run = after[start:start + n]
+            if all((r.kind, r.payload, r.actor) == (e.kind, e.payload, e.actor)
+                   for r, e in zip(run, new, strict=True)):
+                missed = after[:start]
+                for event in missed:
+                    document.apply_event(event)
+                return run, missed
+        return None
 
     async def _read_missed(self, until_seq: int) -> list[EventRecord]:
         document = self.document
@@ -284,6 +363,9 @@ class DocumentWriter:
     def _poison(self, work: Sequence[Work], error: PalimpsestError) -> None:
         if not self.poisoned:
             self.poisoned = True
+            if self._catch_up_retry is not None:
+                self._catch_up_retry.cancel()
+                self._catch_up_retry = None
             self._on_poisoned(self, Unavailable(RELOADING))
         for item in work:
             self._refuse(item, error)

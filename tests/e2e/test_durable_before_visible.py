@@ -38,7 +38,9 @@ async def test_an_update_that_cannot_be_committed_reaches_no_one(
 ) -> None:
     url = own_postgres.create_database("durable")
     await migrate(url)
-    with ServerProcess(url) as server:
+    # A failing commit is retried for PALIMPSEST_COMMIT_RETRY_SECONDS (the update held back
+    # from everyone meanwhile) before its document is given up on: 2 s here.
+    with ServerProcess(url, env={"PALIMPSEST_COMMIT_RETRY_SECONDS": "2"}) as server:
         async with YClient(server.ws_url, "doc") as author:
             author.insert(0, "committed. ")
             async with YClient(server.ws_url, "doc") as check:
