@@ -181,8 +181,13 @@ def schema() -> Json:
             },
             "/api/openapi.json": {"get": {"summary": "This schema",
                                           "responses": {"200": {"description": "OK"}}}},
-            "/healthz": {"get": {"summary": "Liveness",
-                                 "responses": {"200": {"description": "OK"}}}},
+            "/healthz": {"get": {
+                "summary": "Health: every long-lived task alive and the read side progressing",
+                "responses": {
+                    "200": {"description": "healthy: {status: ok, node, role, problems: []}"},
+                    "503": {"description": "unhealthy: {status, problems: [{task, problem}]} "
+                                           "names the dead or stalled task"},
+                }}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "OK"}}}},
         },
