@@ -9,6 +9,7 @@ stops it all in order. `build_projector` is the read side's half, shared with th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +32,8 @@ from server.http.query_routes import QueryRoutes
 from server.metrics import CountingEventStore, Metrics
 from server.read.freshness import Freshness
 from server.read.projector import Projector
-from server.read.queries import Queries
+from server.read.queries import Queries, worker_queries
+from server.read.workers import KINDS, ReadPool
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
 from server.realtime.websocket import DocumentSocket
@@ -70,6 +72,19 @@ def build_projector(store: EventStore, read_model: ReadModel, settings: Settings
                      coalesce_seconds=settings.projector_coalesce_seconds)
 
 
+def make_read_pool(settings: Settings) -> ReadPool | None:
+    """The workers of heavy reads (server/read/workers.py); None runs them on the loop."""
+    if settings.read_pool not in KINDS:
+        raise ValueError(f"PALIMPSEST_READ_POOL must be one of {', '.join(KINDS)}, "
+                         f"not {settings.read_pool!r}")
+    if settings.read_pool == "off":
+        return None
+    factory = functools.partial(worker_queries, settings.database_url,
+                                settings.read_wait_seconds)
+    return ReadPool(factory, kind=settings.read_pool, workers=settings.read_workers,
+                    queue=settings.read_queue, wait=settings.read_queue_seconds)
+
+
 def create_app(settings: Settings) -> Starlette:
     node_id = uuid.uuid4().hex[:12]
     metrics = Metrics()
@@ -87,7 +102,9 @@ def create_app(settings: Settings) -> Starlette:
     write = WriteSide(store, documents)
     sessions = Sessions(settings.limits, bus, revocations)  # the revocation port
     freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
-    queries = Queries(store, read_model, freshness)
+    read_pool = make_read_pool(settings) if settings.role in READ_ROLES else None
+    queries = Queries(store, read_model, freshness, pool=read_pool,
+                      max_diff_events=settings.max_diff_events)
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings)
@@ -119,6 +136,8 @@ def create_app(settings: Settings) -> Starlette:
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")
+            if read_pool is not None:
+                await read_pool.stop()
             await documents.close()
             await bus.stop()
             await db.dispose()

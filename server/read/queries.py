@@ -2,6 +2,12 @@
 
 Every answer carries the seq it reflects. A read of a past seq waits (bounded) until the
 projector has reached it; a seq past the document's head does not exist (NotFound).
+
+Two reads replay text changes in pure Python: the text at a past seq and the diff between two
+seqs. Given a ReadPool (workers.py) they run in its workers, each with its own Queries
+(`worker_queries`), so they never hold the event loop; what stays on the loop is checking
+the request and waiting for the read side, a few small queries. A diff may span at most
+`max_diff_events` events (TooLarge past that).
 """
 
 from __future__ import annotations
@@ -11,16 +17,19 @@ import base64
 import json
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, TooLarge
 from server.read.diff import attributed_diff
 from server.read.freshness import Freshness
 from server.read.textops import apply_ops, revert_ops
+from server.read.workers import Job, ReadPool
+from storage.database import open_database
 from storage.event_store import EventStore
 from storage.read_model import Position, ReadModel, RevisionRow, ViewRow
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 def iso(t: float) -> str:
@@ -106,12 +115,25 @@ class TextCache:
             self._chars -= len(dropped)
 
 
+DEFAULT_MAX_DIFF_EVENTS = 100_000
+
+
 class Queries:
-    def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness) -> None:
+    def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness, *,
+                 pool: ReadPool | None = None,
+                 max_diff_events: int = DEFAULT_MAX_DIFF_EVENTS) -> None:
         self.store = store
         self.read_model = read_model
         self.freshness = freshness
+        self.pool = pool
+        self.max_diff_events = max_diff_events
         self.snapshot_texts = TextCache()
+
+    async def _heavy(self, job: Job[T], *args: Any) -> T:
+        """job(queries, *args) in the read pool's workers, or here when there is none."""
+        if self.pool is None:
+            return await job(self, *args)
+        return await self.pool.run(job, *args)
 
     async def _snapshot_text(self, doc_id: str, seq: int) -> str | None:
         text = self.snapshot_texts.get((doc_id, seq))
@@ -177,7 +199,7 @@ class Queries:
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
         position = await self._position(doc_id, seq)
-        text = await self.text_at(doc_id, seq, position)
+        text = await self._heavy(_text_job, doc_id, seq, position)
         when = position.event_time if position.event_time is not None else position.created_at
         return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
                 "updated_at": iso(when)}
@@ -277,6 +299,15 @@ class Queries:
         if from_seq > to_seq:
             raise BadRequest("from must not be after to")
         await self._position(doc_id, to_seq, "to")
+        if to_seq - from_seq > self.max_diff_events:
+            raise TooLarge(
+                f"this diff spans {to_seq - from_seq} events; one diff may span at most "
+                f"{self.max_diff_events}: ask for a shorter range, or read the texts at "
+                "both seqs (GET /api/documents/{id}?at=SEQ)")
+        return await self._heavy(_diff_job, doc_id, from_seq, to_seq)
+
+    async def diff_here(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
+        """The diff, computed in this process (once the read side has reached to_seq)."""
         base = await self.text_at(doc_id, from_seq)
         changes = await self.read_model.changes(doc_id, from_seq, to_seq)
         runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))
@@ -298,3 +329,21 @@ class Queries:
             "next": rows[-1].seq if more else None,
             "seq": head,
         }
+
+
+# The heavy reads, as jobs for the read pool's workers (module-level: pickled by name).
+
+
+async def _text_job(queries: Queries, doc_id: str, seq: int, position: Position) -> str:
+    return await queries.text_at(doc_id, seq, position)
+
+
+async def _diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int) -> Json:
+    return await queries.diff_here(doc_id, from_seq, to_seq)
+
+
+def worker_queries(database_url: str, read_wait_seconds: float) -> Queries:
+    """A read worker's own Queries: its own connections, no pool (it is the pool)."""
+    db = open_database(database_url, pool_size=1)
+    read_model = ReadModel(db)
+    return Queries(EventStore(db), read_model, Freshness(read_model, timeout=read_wait_seconds))
