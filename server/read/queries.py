@@ -26,7 +26,7 @@ from server.read.textops import apply_ops, revert_ops
 from server.read.workers import Job, ReadPool
 from storage.database import open_database
 from storage.event_store import EventStore
-from storage.read_model import Position, ReadModel, RevisionRow, ViewRow
+from storage.read_model import ChangeRow, Position, ReadModel, RevisionRow, ViewRow
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -115,6 +115,47 @@ class TextCache:
             self._chars -= len(dropped)
 
 
+class ChangeCache:
+    """Text changes of whole chunks of seqs (CHUNK seqs each, aligned), by (doc_id, chunk):
+    the rows of seqs the read side has reached never change, and a diff over a long range
+    spends most of its time fetching them. Bounded by the rows it holds."""
+
+    CHUNK = 1000
+
+    def __init__(self, max_rows: int = 100_000) -> None:
+        self.max_rows = max_rows
+        self._chunks: OrderedDict[tuple[str, int], list[ChangeRow]] = OrderedDict()
+        self._rows = 0
+
+    async def changes(self, read_model: ReadModel, doc_id: str, after: int,
+                      until: int) -> list[ChangeRow]:
+        """read_model.changes(doc_id, after, until), whole chunks from the cache; `until`
+        must be at most the read side's checkpoint."""
+        chunk = self.CHUNK
+        first = -(-after // chunk)  # the first chunk boundary at or after `after`
+        last = until // chunk
+        if last - first < 1:
+            return await read_model.changes(doc_id, after, until)
+        out = await read_model.changes(doc_id, after, first * chunk)
+        for k in range(first, last):
+            rows = self._chunks.get((doc_id, k))
+            if rows is None:
+                rows = await read_model.changes(doc_id, k * chunk, (k + 1) * chunk)
+                self._put((doc_id, k), rows)
+            else:
+                self._chunks.move_to_end((doc_id, k))
+            out += rows
+        out += await read_model.changes(doc_id, last * chunk, until)
+        return out
+
+    def _put(self, key: tuple[str, int], rows: list[ChangeRow]) -> None:
+        self._chunks[key] = rows
+        self._rows += len(rows)
+        while self._rows > self.max_rows:
+            _, dropped = self._chunks.popitem(last=False)
+            self._rows -= len(dropped)
+
+
 DEFAULT_MAX_DIFF_EVENTS = 100_000
 
 
@@ -128,6 +169,7 @@ class Queries:
         self.pool = pool
         self.max_diff_events = max_diff_events
         self.snapshot_texts = TextCache()
+        self.change_chunks = ChangeCache()
 
     async def _heavy(self, job: Job[T], *args: Any) -> T:
         """job(queries, *args) in the read pool's workers, or here when there is none."""
@@ -309,7 +351,7 @@ class Queries:
     async def diff_here(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
         """The diff, computed in this process (once the read side has reached to_seq)."""
         base = await self.text_at(doc_id, from_seq)
-        changes = await self.read_model.changes(doc_id, from_seq, to_seq)
+        changes = await self.change_chunks.changes(self.read_model, doc_id, from_seq, to_seq)
         runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))
         return {
             "from": from_seq,
