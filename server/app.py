@@ -8,6 +8,7 @@ stops it all in order. `build_projector` is the read side's half, shared with th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -30,6 +31,7 @@ from server.http.command_routes import CommandRoutes
 from server.http.errors import error_response, not_found
 from server.http.query_routes import QueryRoutes
 from server.metrics import CountingEventStore, Metrics
+from server.read.cursors import CursorCodec
 from server.read.freshness import Freshness
 from server.read.projector import Projector
 from server.read.queries import Queries, worker_queries
@@ -46,6 +48,7 @@ from storage.errors import StorageError
 from storage.event_store import EventStore
 from storage.migrate import migrate, require_latest
 from storage.read_model import ReadModel
+from storage.revocations import RevocationStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def create_app(settings: Settings) -> Starlette:
     bus = make_bus(settings, node_id)
     store = CountingEventStore(db, metrics)
     read_model = ReadModel(db)
-    revocations = Revocations()
+    revocations = Revocations(log=RevocationStore(db))
     access = Access(settings, revocations)
 
     rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
@@ -104,7 +107,8 @@ def create_app(settings: Settings) -> Starlette:
     freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
     read_pool = make_read_pool(settings) if settings.role in READ_ROLES else None
     queries = Queries(store, read_model, freshness, pool=read_pool,
-                      max_diff_events=settings.max_diff_events)
+                      max_diff_events=settings.max_diff_events,
+                      cursors=CursorCodec(settings.secret))
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings)
@@ -126,6 +130,11 @@ def create_app(settings: Settings) -> Starlette:
             await migrate(settings.database_url)
         else:
             await require_latest(settings.database_url)
+        await revocations.load()
+        follow: asyncio.Task[None] | None = None
+        if settings.revocation_refresh_seconds > 0:
+            follow = asyncio.create_task(revocations.follow(
+                settings.revocation_refresh_seconds, sessions.revoke_here))
         await bus.start()
         documents.start()
         if projector is not None:
@@ -133,6 +142,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            if follow is not None:
+                follow.cancel()
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")

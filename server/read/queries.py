@@ -13,13 +13,13 @@ the request and waiting for the read side, a few small queries. A diff may span 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from server.errors import BadRequest, NotFound, TooLarge
+from server.read.cursors import CursorCodec
 from server.read.diff import attributed_diff
 from server.read.freshness import Freshness
 from server.read.textops import apply_ops, revert_ops
@@ -47,19 +47,6 @@ def parse_time(value: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
-
-
-def _encode_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_list_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        updated_at, doc_id = json.loads(raw)
-        return float(updated_at), str(doc_id)
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this server gave") from None
 
 
 def _revision_json(r: RevisionRow) -> Json:
@@ -157,17 +144,21 @@ class ChangeCache:
 
 
 DEFAULT_MAX_DIFF_EVENTS = 100_000
+MAX_REVISION = 2**31 - 1  # revisions.number is a 32-bit integer column
+LIST_SCAN = 1000  # rows of the document list one request may scan for readable ones
 
 
 class Queries:
     def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness, *,
                  pool: ReadPool | None = None,
-                 max_diff_events: int = DEFAULT_MAX_DIFF_EVENTS) -> None:
+                 max_diff_events: int = DEFAULT_MAX_DIFF_EVENTS,
+                 cursors: CursorCodec | None = None) -> None:
         self.store = store
         self.read_model = read_model
         self.freshness = freshness
         self.pool = pool
         self.max_diff_events = max_diff_events
+        self.cursors = cursors or CursorCodec(None)
         self.snapshot_texts = TextCache()
         self.change_chunks = ChangeCache()
 
@@ -217,15 +208,40 @@ class Queries:
 
     # Documents
 
-    async def list_documents(self, limit: int, cursor: str | None) -> Json:
-        after = _decode_list_cursor(cursor) if cursor else None
-        views = await self.read_model.views_page(limit + 1, after)
-        more = len(views) > limit
-        views = views[:limit]
-        next_cursor = (
-            _encode_cursor([views[-1].updated_at, views[-1].doc_id]) if more and views else None
-        )
-        return {"items": [_list_item(v) for v in views], "next": next_cursor}
+    async def list_documents(self, limit: int, cursor: str | None,
+                             readable: Callable[[str], bool] | None = None) -> Json:
+        """A page of the documents `readable` accepts (all when None), newest edit first.
+
+        Filtered before paginating: the scan goes on past what the caller may not read,
+        at most LIST_SCAN rows a request, and `next` is the opaque position (cursors.py)
+        where it stopped, which names no document."""
+        after = self._list_position(cursor) if cursor else None
+        items: list[ViewRow] = []
+        scanned = 0
+        page = limit + 1
+        more = True
+        while more and len(items) < limit and scanned < max(LIST_SCAN, page):
+            views = await self.read_model.views_page(page, after)
+            more = len(views) == page
+            for i, view in enumerate(views):
+                scanned += 1
+                after = (view.updated_at, view.doc_id)
+                if readable is None or readable(view.doc_id):
+                    items.append(view)
+                    if len(items) == limit:
+                        more = i + 1 < len(views) or (
+                            more and bool(await self.read_model.views_page(1, after)))
+                        break
+        next_cursor = self.cursors.encode(list(after)) if more and after else None
+        return {"items": [_list_item(v) for v in items], "next": next_cursor}
+
+    def _list_position(self, cursor: str) -> tuple[float, str]:
+        position = self.cursors.decode(cursor)
+        try:
+            updated_at, doc_id = position
+            return float(updated_at), str(doc_id)
+        except (ValueError, TypeError):
+            raise BadRequest("cursor is not one this server gave") from None
 
     async def document(self, doc_id: str, min_seq: int | None = None) -> Json:
         # The view read after the wait is at least as new as the checkpoint waited for.
@@ -308,6 +324,8 @@ class Queries:
                 before = int(cursor)
             except ValueError:
                 raise BadRequest("cursor is not one this server gave") from None
+            if not 0 <= before <= MAX_REVISION:
+                raise BadRequest("cursor is not one this server gave")
         seq = await self._fresh(doc_id, min_seq)
         rows = await self.read_model.revisions_page(doc_id, limit + 1, before)
         more = len(rows) > limit
