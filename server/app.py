@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -55,6 +56,17 @@ log = logging.getLogger(__name__)
 WRITE_ROLES = {"all", "write"}  # the WebSocket endpoint and the API's commands
 READ_ROLES = {"all", "read"}  # the API's queries and the browser client
 PROJECTOR_ROLES = {"all", "projector"}  # the projector task
+
+
+class WholePath(PathConvertor):
+    """`path`, newlines included. Starlette's `path` is `.*` inside `^...$`, and `$` matches
+    before a final newline: "/ws/doc1%0A" would reach document "doc1". With this convertor
+    the endpoint sees the id whole ("doc1\n") and refuses it as invalid."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("whole", WholePath())
 
 
 def make_bus(settings: Settings, node_id: str) -> Bus:
@@ -160,7 +172,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if settings.role in WRITE_ROLES:
         socket = DocumentSocket(settings, access, sessions, documents, rooms, write)
-        routes.append(WebSocketRoute("/ws/{doc_id:path}", socket.endpoint))
+        routes.append(WebSocketRoute("/ws/{doc_id:whole}", socket.endpoint))
         routes += AccessRoutes(access, sessions).routes()
         routes += CommandRoutes(access, write, queries).routes()
     if settings.role in READ_ROLES:
