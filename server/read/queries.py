@@ -257,7 +257,7 @@ class Queries:
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
         position = await self._position(doc_id, seq)
-        text = await self._heavy(_text_job, doc_id, seq, position)
+        text = "" if seq == 0 else await self._heavy(_text_job, doc_id, seq, position)
         when = position.event_time if position.event_time is not None else position.created_at
         return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
                 "updated_at": iso(when)}

@@ -117,7 +117,8 @@ async def test_the_document_list_and_its_cursor_name_only_readable_documents(
         # Someone who reads everything pages through everything, each document once.
         everything = token("all", {"*": "read"})
         ids, _ = await walk(http, everything, 2)
-        assert ids == order[::-1]
+        assert len(ids) == len(set(ids)), ids
+        assert [i for i in ids if i in order] == order[::-1]
         # A cursor is opaque and authenticated: a forged, tampered or old-style one is a 400.
         _, cursors = await walk(http, reader, 1)
         old_style = base64.urlsafe_b64encode(
