@@ -9,6 +9,7 @@ stops it all in order. `build_projector` is the read side's half, shared with th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,9 +33,11 @@ from server.http.errors import error_response, not_found
 from server.http.guard import HttpGuard
 from server.http.query_routes import QueryRoutes
 from server.metrics import CountingEventStore, Metrics
+from server.read.cursors import CursorCodec
 from server.read.freshness import Freshness
 from server.read.projector import Projector
-from server.read.queries import Queries
+from server.read.queries import Queries, worker_queries
+from server.read.workers import KINDS, ReadPool
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
 from server.realtime.websocket import DocumentSocket
@@ -47,12 +51,24 @@ from storage.errors import StorageError
 from storage.event_store import EventStore
 from storage.migrate import migrate, require_latest
 from storage.read_model import ReadModel
+from storage.revocations import RevocationStore
 
 log = logging.getLogger(__name__)
 
 WRITE_ROLES = {"all", "write"}  # the WebSocket endpoint and the API's commands
 READ_ROLES = {"all", "read"}  # the API's queries and the browser client
 PROJECTOR_ROLES = {"all", "projector"}  # the projector task
+
+
+class WholePath(PathConvertor):
+    """`path`, newlines included. Starlette's `path` is `.*` inside `^...$`, and `$` matches
+    before a final newline: "/ws/doc1%0A" would reach document "doc1". With this convertor
+    the endpoint sees the id whole ("doc1\n") and refuses it as invalid."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("whole", WholePath())
 
 
 def make_bus(settings: Settings, node_id: str, supervisor: Supervisor | None = None) -> Bus:
@@ -77,6 +93,19 @@ def build_projector(store: EventStore, read_model: ReadModel, settings: Settings
                      stall_seconds=settings.health_stall_seconds, supervisor=supervisor)
 
 
+def make_read_pool(settings: Settings) -> ReadPool | None:
+    """The workers of heavy reads (server/read/workers.py); None runs them on the loop."""
+    if settings.read_pool not in KINDS:
+        raise ValueError(f"PALIMPSEST_READ_POOL must be one of {', '.join(KINDS)}, "
+                         f"not {settings.read_pool!r}")
+    if settings.read_pool == "off":
+        return None
+    factory = functools.partial(worker_queries, settings.database_url,
+                                settings.read_wait_seconds)
+    return ReadPool(factory, kind=settings.read_pool, workers=settings.read_workers,
+                    queue=settings.read_queue, wait=settings.read_queue_seconds)
+
+
 def create_app(settings: Settings) -> Starlette:
     node_id = uuid.uuid4().hex[:12]
     metrics = Metrics()
@@ -86,7 +115,7 @@ def create_app(settings: Settings) -> Starlette:
     store = CountingEventStore(db, metrics)
     store.database_clock = True  # event and document times from the database's clock
     read_model = ReadModel(db)
-    revocations = Revocations()
+    revocations = Revocations(log=RevocationStore(db))
     access = Access(settings, revocations)
 
     rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
@@ -98,7 +127,10 @@ def create_app(settings: Settings) -> Starlette:
     write = WriteSide(store, documents)
     sessions = Sessions(settings.limits, bus, revocations)  # the revocation port
     freshness = Freshness(read_model, timeout=settings.read_wait_seconds)
-    queries = Queries(store, read_model, freshness)
+    read_pool = make_read_pool(settings) if settings.role in READ_ROLES else None
+    queries = Queries(store, read_model, freshness, pool=read_pool,
+                      max_diff_events=settings.max_diff_events,
+                      cursors=CursorCodec(settings.secret))
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings, supervisor)
@@ -132,6 +164,10 @@ def create_app(settings: Settings) -> Starlette:
             await migrate(settings.database_url)
         else:
             await require_latest(settings.database_url)
+        await revocations.load()
+        if settings.revocation_refresh_seconds > 0:
+            supervisor.spawn("revocations", functools.partial(
+                revocations.follow, settings.revocation_refresh_seconds, sessions.revoke_here))
         await bus.start()
         documents.start()
         if projector is not None:
@@ -142,6 +178,8 @@ def create_app(settings: Settings) -> Starlette:
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")
+            if read_pool is not None:
+                await read_pool.stop()
             await documents.close()
             await bus.stop()
             await supervisor.stop_all()
@@ -154,7 +192,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if settings.role in WRITE_ROLES:
         socket = DocumentSocket(settings, access, sessions, documents, rooms, write)
-        routes.append(WebSocketRoute("/ws/{doc_id:path}", socket.endpoint))
+        routes.append(WebSocketRoute("/ws/{doc_id:whole}", socket.endpoint))
         routes += AccessRoutes(access, sessions).routes()
         routes += CommandRoutes(access, write, queries).routes()
     if settings.role in READ_ROLES:

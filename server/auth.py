@@ -14,9 +14,13 @@ admin (revoke others: server.access_api). docs/protocol.md, "Access control", ha
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
@@ -24,10 +28,15 @@ from starlette.requests import HTTPConnection
 from server.errors import Forbidden
 from server.settings import Settings
 from server.tokens import ROLES, Claims, verify
+from storage.errors import StorageError
+from storage.revocations import Revocation, RevocationStore
+
+log = logging.getLogger(__name__)
 
 MAX_NAME = 100
 RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 ANONYMOUS = "anonymous"
+CLOCK_MARGIN = 300.0  # seconds: how far apart nodes' clocks (and commit delays) may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +68,16 @@ class Principal:
 class Revocations:
     """Revoked (document, user) pairs, with when: tokens minted before then are refused.
 
-    Held in memory by each node; see docs/protocol.md (Revocation) for what that implies.
+    Held in memory by each node, so checking one costs no query. With a log (the revocations
+    table) they survive restarts: `load` reads them at start, `record` writes a revocation
+    through before the revoke call answers, and `follow` re-reads the table now and then, so a
+    node learns of revocations made on others even without connections to the document (the
+    bus only reaches nodes with some). See docs/protocol.md (Revocation).
     """
 
     revoked: dict[tuple[str, str], float] = field(default_factory=dict)
+    log: RevocationStore | None = None
+    newest: float | None = None  # the latest revoked_at read from the log, once loaded
 
     def add(self, doc_id: str, user_id: str, at: float) -> None:
         key = (doc_id, user_id)
@@ -71,6 +86,38 @@ class Revocations:
     def refuses(self, doc_id: str, claims: Claims) -> bool:
         at = self.revoked.get((doc_id, claims.user_id))
         return at is not None and claims.issued_at <= at
+
+    async def record(self, doc_id: str, user_id: str, at: float) -> None:
+        """Add a revocation and write it to the log (StorageError if that fails)."""
+        self.add(doc_id, user_id, at)
+        if self.log is not None:
+            await self.log.add(doc_id, user_id, at)
+
+    async def load(self) -> list[Revocation]:
+        """Read the log: all of it the first time, then what was revoked since the newest
+        seen (less CLOCK_MARGIN: nodes' clocks and commits are not in step). Returns the
+        revocations this node did not know."""
+        if self.log is None:
+            return []
+        rows = await self.log.since(None if self.newest is None
+                                    else self.newest - CLOCK_MARGIN)
+        new = [r for r in rows
+               if self.revoked.get((r.doc_id, r.user_id), -1.0) < r.revoked_at]
+        for r in new:
+            self.add(r.doc_id, r.user_id, r.revoked_at)
+        self.newest = max([self.newest or 0.0, *(r.revoked_at for r in rows)])
+        return new
+
+    async def follow(self, every: float, on_new: Callable[[str, str, float], Any]) -> None:
+        """Re-read the log every `every` seconds until cancelled; on_new(doc, user, at) for
+        each revocation learnt (to close that user's live connections)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                for r in await self.load():
+                    on_new(r.doc_id, r.user_id, r.revoked_at)
+            except StorageError as exc:
+                log.warning("could not re-read revocations: %s", exc)
 
 
 def role_for(grants: dict[str, str], doc_id: str) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 import uvicorn
 
 from server.settings import Settings
+from server.tokens import secret_problem
 from storage.database import is_sqlite, sqlite_path
 from storage.migrate import migrate
 
@@ -29,6 +30,10 @@ def _is_loopback(host: str) -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     settings = replace(Settings.from_env(), host=args.host, port=args.port, role=args.role)
+    problem = settings.secret and secret_problem(settings.secret)
+    if problem:
+        print(f"palimpsest serve: refusing to start: {problem}", file=sys.stderr)
+        return 2
     if settings.secret is None and not _is_loopback(settings.host) and not settings.allow_public:
         print(
             f"refusing to listen on {settings.host}: no PALIMPSEST_SECRET is set, so anyone "
@@ -42,9 +47,6 @@ def serve(args: argparse.Namespace) -> int:
     elif settings.secret is None:
         print("palimpsest: no PALIMPSEST_SECRET: authentication is OFF (open server, "
               "loopback only)", file=sys.stderr, flush=True)
-    elif len(settings.secret.encode()) < 32:
-        print("WARNING: PALIMPSEST_SECRET is shorter than 32 bytes; tokens are easier to forge",
-              file=sys.stderr, flush=True)
     from server.app import create_app
     from server.http.guard import header_timeout_protocol
 
@@ -93,6 +95,10 @@ def create_token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.secret is None:
         print("palimpsest token create: PALIMPSEST_SECRET is not set", file=sys.stderr)
+        return 2
+    problem = secret_problem(settings.secret)
+    if problem:
+        print(f"palimpsest token create: {problem}", file=sys.stderr)
         return 2
     try:
         token = mint(settings.secret, args.user, {args.doc: args.role}, args.ttl,

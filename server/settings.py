@@ -21,6 +21,11 @@ def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
+def default_read_workers() -> int:
+    """One worker per core beyond the first (the event loop's), one at least, four at most."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-connection and per-document limits; crossing one closes that connection."""
@@ -68,6 +73,13 @@ class Settings:
     ws_per_message_deflate: bool = False
     client_dist: str | None = None
     limits: Limits = field(default_factory=Limits)
+    # Heavy reads (text at a seq, diffs): where they run and how many (server/read/workers.py)
+    read_pool: str = "process"  # process | thread | off (on the event loop)
+    read_workers: int = field(default_factory=lambda: default_read_workers())
+    read_queue: int = 16  # heavy reads waiting for a worker, past which 503
+    read_queue_seconds: float = 5.0  # how long one may wait for a worker, past which 503
+    max_diff_events: int = 100_000  # events one diff may span, past which 413
+    revocation_refresh_seconds: float = 5.0  # how often revocations are re-read from the log
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -117,5 +129,12 @@ class Settings:
             ws_per_message_deflate=env.get("PALIMPSEST_WS_DEFLATE", "") in ("1", "true", "yes"),
             client_dist=env.get("PALIMPSEST_CLIENT_DIST") or None,
             limits=limits,
+            read_pool=env.get("PALIMPSEST_READ_POOL", "process"),
+            read_workers=_int(env, "PALIMPSEST_READ_WORKERS", default_read_workers()),
+            read_queue=_int(env, "PALIMPSEST_READ_QUEUE", 16),
+            read_queue_seconds=_float(env, "PALIMPSEST_READ_QUEUE_SECONDS", 5.0),
+            max_diff_events=_int(env, "PALIMPSEST_MAX_DIFF_EVENTS", 100_000),
+            revocation_refresh_seconds=_float(env, "PALIMPSEST_REVOCATION_REFRESH_SECONDS",
+                                              5.0),
         )
         return replace(settings, **overrides)

@@ -25,6 +25,18 @@ from server.errors import Unauthorised
 ALGORITHM = "HS256"
 ROLES = ("read", "write", "admin")  # each includes the ones before it
 MAX_TOKEN_CHARS = 8192  # a JWT past this is not ours; refuse it before decoding
+MIN_SECRET_BYTES = 32  # HS256 with a shorter secret can be brute-forced from one token
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` may not sign tokens, or None when it may."""
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        return (f"PALIMPSEST_SECRET is {size} bytes; it must be at least {MIN_SECRET_BYTES} "
+                "(anyone holding one token could guess a shorter one offline and forge "
+                "tokens). Generate one with: python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,3 +127,14 @@ document_views = Table(
 Index("ix_document_views_updated", document_views.c.updated_at, document_views.c.doc_id)
 
 READ_MODEL_TABLES = (projector_checkpoints, text_changes, revisions, versions, document_views)
+
+# Access: revoked (document, user) pairs, kept with the latest time each was revoked. Not a
+# projection of the log (revoking appends no event), so rebuild leaves it alone.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("revoked_at", Float, nullable=False),
+)
+Index("ix_revocations_revoked_at", revocations.c.revoked_at)

@@ -2,7 +2,8 @@
 
 Closes the user's live connections to the document with 4403 ("access revoked") on this node
 and, through the bus, on every node with connections to it; tokens minted before the call are
-refused from then on (see docs/protocol.md, Revocation, for the limits of that promise).
+refused from then on, on every node and after restarts (the revocations table; see
+docs/protocol.md, Revocation, for the limits of that promise).
 
 The live connections are the realtime side's: this route reaches them through the `Revoker`
 port, which the composition root fills with the realtime side's sessions.
@@ -18,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.auth import Access
 from server.errors import BadRequest
-from server.http.params import json_body
+from server.http.params import json_body, path_doc_id
 from server.http.query_routes import DOC
 
 
@@ -38,12 +39,14 @@ class AccessRoutes:
         return [Route(DOC + "/revoke", self.revoke, methods=["POST"])]
 
     async def revoke(self, request: Request) -> Response:
-        doc_id = request.path_params["doc_id"]
+        doc_id = path_doc_id(request)
         self.access.require(request, doc_id, "admin")
         body = await json_body(request)
         user = body.get("user")
         if not isinstance(user, str) or not user:
             raise BadRequest('body must be {"user": "<user id>"}')
         closed, at = await self.revoker.revoke(doc_id, user)
+        # Kept across restarts (and read by the other nodes) before the call answers.
+        await self.access.revocations.record(doc_id, user, at)
         return JSONResponse({"doc_id": doc_id, "user": user, "revoked_at": at,
                              "closed": closed})

@@ -12,11 +12,12 @@ from starlette.routing import BaseRoute, Route
 from server.auth import RANK, Access
 from server.errors import BadRequest, Forbidden
 from server.events import DocumentCreated, DocumentRenamed, VersionNamed, decode
-from server.http.params import body_int, json_body
+from server.http.params import body_int, json_body, path_doc_id
 from server.http.query_routes import DOC, reply
-from server.read.queries import Queries, iso
+from server.read.queries import MAX_REVISION, Queries, iso
 from server.write.commands import CreateDocument, NameVersion, RenameDocument, RestoreRevision
 from server.write.handlers import WriteSide
+from server.write.validation import check_doc_id
 
 
 def new_document_id() -> str:
@@ -38,7 +39,7 @@ class CommandRoutes:
         ]
 
     def _writer(self, request: Request) -> tuple[str, str]:
-        doc_id: str = request.path_params["doc_id"]
+        doc_id = path_doc_id(request)
         return doc_id, self.access.require(request, doc_id, "write").actor
 
     async def create_document(self, request: Request) -> Response:
@@ -47,8 +48,7 @@ class CommandRoutes:
         doc_id = body.get("id")
         if doc_id is None:
             doc_id = new_document_id()
-        if not isinstance(doc_id, str):
-            raise BadRequest("id must be a string")
+        check_doc_id(doc_id)  # before the grants: "doc1\n" matches a pattern like "doc*"
         role = principal.role_for(doc_id)
         if role is None or RANK[role] < RANK["write"]:
             raise Forbidden(f"the token may not create document {doc_id}")
@@ -87,7 +87,7 @@ class CommandRoutes:
         body = await json_body(request)
         revision: int | None = None
         if "revision" in body and "seq" not in body:
-            revision = body_int(body, "revision")
+            revision = body_int(body, "revision", high=MAX_REVISION)
             seq = await self.queries.revision_end(doc_id, revision)
         else:
             seq = body_int(body, "seq")

@@ -47,6 +47,10 @@ ERRORS = {
 }
 
 
+BUSY = {"503": {"description": "every read worker is busy: retry after `Retry-After` seconds",
+                "content": {"application/json": {"schema": _ref("Error")}}}}
+
+
 def _answer(schema: Json, description: str = "OK", status: str = "200") -> Json:
     return {status: {"description": description,
                      "content": {"application/json": {"schema": schema}}}, **ERRORS}
@@ -111,7 +115,7 @@ def schema() -> Json:
                                "ISO 8601; the document as of the last event at or before it"),
                         MIN_SEQ,
                     ],
-                    "responses": {**_answer(_ref("Document")),
+                    "responses": {**_answer(_ref("Document")), **BUSY,
                                   "504": {"description": "min_seq not reached in time"}},
                 },
                 "patch": {
@@ -153,9 +157,12 @@ def schema() -> Json:
                         _param("from", "query", INT, "the earlier seq", required=True),
                         _param("to", "query", INT, "the later seq", required=True),
                     ],
-                    "responses": _answer(_obj({
+                    "responses": {**_answer(_obj({
                         "from": INT, "to": INT,
-                        "changes": {"type": "array", "items": _ref("Change")}})),
+                        "changes": {"type": "array", "items": _ref("Change")}})), **BUSY,
+                        "413": {"description": "spans more events than one diff may "
+                                "(PALIMPSEST_MAX_DIFF_EVENTS)",
+                                "content": {"application/json": {"schema": _ref("Error")}}}},
                 },
             },
             doc + "/events": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
@@ -10,8 +11,10 @@ from starlette.routing import BaseRoute, Route
 
 from server.auth import Access
 from server.errors import BadRequest
-from server.http.params import limit, query_int, required_int
-from server.read.queries import Queries
+from server.http.errors import error_json
+from server.http.params import limit, path_doc_id, query_int, required_int
+from server.read.queries import Json, Queries
+from server.read.workers import ReadsBusy
 
 DOC = "/api/documents/{doc_id}"
 
@@ -19,6 +22,17 @@ DOC = "/api/documents/{doc_id}"
 def reply(data: dict[str, Any], seq: int | None = None, status: int = 200) -> Response:
     headers = {"X-Palimpsest-Seq": str(seq)} if seq is not None else None
     return JSONResponse(data, status_code=status, headers=headers)
+
+
+async def heavy(read: Awaitable[Json]) -> Json | Response:
+    """A read that runs in the read workers (the text at a seq, a diff): when they are all
+    busy, 503 with Retry-After."""
+    try:
+        return await read
+    except ReadsBusy as exc:
+        response = error_json(exc)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
 
 class QueryRoutes:
@@ -37,17 +51,18 @@ class QueryRoutes:
         ]
 
     def _readable(self, request: Request) -> str:
-        doc_id: str = request.path_params["doc_id"]
+        doc_id = path_doc_id(request)
         self.access.require(request, doc_id, "read")
         return doc_id
 
     async def list_documents(self, request: Request) -> Response:
         principal = self.access.require(request, None)
+        # Only the documents this caller may read, filtered before paginating: neither the
+        # items nor the opaque `next` cursor name any other (a page may come out short).
+        readable = None if principal.grants is None else (
+            lambda doc_id: principal.role_for(doc_id) is not None)
         answer = await self.queries.list_documents(
-            limit(request), request.query_params.get("cursor") or None)
-        # Only the documents this caller may read (a page may come out short; `next` works).
-        answer["items"] = [item for item in answer["items"]
-                           if principal.role_for(item["id"]) is not None]
+            limit(request), request.query_params.get("cursor") or None, readable)
         return reply(answer)
 
     async def get_document(self, request: Request) -> Response:
@@ -58,11 +73,13 @@ class QueryRoutes:
         if at is not None and at_time:
             raise BadRequest("give at or at_time, not both")
         if at is not None:
-            answer = await self.queries.document_at(doc_id, at)
+            answer = await heavy(self.queries.document_at(doc_id, at))
         elif at_time:
-            answer = await self.queries.document_at_time(doc_id, at_time)
+            answer = await heavy(self.queries.document_at_time(doc_id, at_time))
         else:
             answer = await self.queries.document(doc_id, min_seq)
+        if isinstance(answer, Response):
+            return answer
         return reply(answer, answer["seq"])
 
     async def list_revisions(self, request: Request) -> Response:
@@ -79,8 +96,10 @@ class QueryRoutes:
 
     async def get_diff(self, request: Request) -> Response:
         doc_id = self._readable(request)
-        answer = await self.queries.diff(
-            doc_id, required_int(request, "from"), required_int(request, "to"))
+        answer = await heavy(self.queries.diff(
+            doc_id, required_int(request, "from"), required_int(request, "to")))
+        if isinstance(answer, Response):
+            return answer
         return reply(answer, answer["to"])
 
     async def list_events(self, request: Request) -> Response:

@@ -2,25 +2,34 @@
 
 Every answer carries the seq it reflects. A read of a past seq waits (bounded) until the
 projector has reached it; a seq past the document's head does not exist (NotFound).
+
+Two reads replay text changes in pure Python: the text at a past seq and the diff between two
+seqs. Given a ReadPool (workers.py) they run in its workers, each with its own Queries
+(`worker_queries`), so they never hold the event loop; what stays on the loop is checking
+the request and waiting for the read side, a few small queries. A diff may span at most
+`max_diff_events` events (TooLarge past that).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, TooLarge
+from server.read.cursors import CursorCodec
 from server.read.diff import attributed_diff
 from server.read.freshness import Freshness
 from server.read.textops import apply_ops, revert_ops
+from server.read.workers import Job, ReadPool
+from storage.database import open_database
 from storage.event_store import EventStore
-from storage.read_model import Position, ReadModel, RevisionRow, ViewRow
+from storage.read_model import ChangeRow, Position, ReadModel, RevisionRow, ViewRow
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 def iso(t: float) -> str:
@@ -38,19 +47,6 @@ def parse_time(value: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
-
-
-def _encode_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_list_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        updated_at, doc_id = json.loads(raw)
-        return float(updated_at), str(doc_id)
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this server gave") from None
 
 
 def _revision_json(r: RevisionRow) -> Json:
@@ -106,12 +102,71 @@ class TextCache:
             self._chars -= len(dropped)
 
 
+class ChangeCache:
+    """Text changes of whole chunks of seqs (CHUNK seqs each, aligned), by (doc_id, chunk):
+    the rows of seqs the read side has reached never change, and a diff over a long range
+    spends most of its time fetching them. Bounded by the rows it holds."""
+
+    CHUNK = 1000
+
+    def __init__(self, max_rows: int = 100_000) -> None:
+        self.max_rows = max_rows
+        self._chunks: OrderedDict[tuple[str, int], list[ChangeRow]] = OrderedDict()
+        self._rows = 0
+
+    async def changes(self, read_model: ReadModel, doc_id: str, after: int,
+                      until: int) -> list[ChangeRow]:
+        """read_model.changes(doc_id, after, until), whole chunks from the cache; `until`
+        must be at most the read side's checkpoint."""
+        chunk = self.CHUNK
+        first = -(-after // chunk)  # the first chunk boundary at or after `after`
+        last = until // chunk
+        if last - first < 1:
+            return await read_model.changes(doc_id, after, until)
+        out = await read_model.changes(doc_id, after, first * chunk)
+        for k in range(first, last):
+            rows = self._chunks.get((doc_id, k))
+            if rows is None:
+                rows = await read_model.changes(doc_id, k * chunk, (k + 1) * chunk)
+                self._put((doc_id, k), rows)
+            else:
+                self._chunks.move_to_end((doc_id, k))
+            out += rows
+        out += await read_model.changes(doc_id, last * chunk, until)
+        return out
+
+    def _put(self, key: tuple[str, int], rows: list[ChangeRow]) -> None:
+        self._chunks[key] = rows
+        self._rows += len(rows)
+        while self._rows > self.max_rows:
+            _, dropped = self._chunks.popitem(last=False)
+            self._rows -= len(dropped)
+
+
+DEFAULT_MAX_DIFF_EVENTS = 100_000
+MAX_REVISION = 2**31 - 1  # revisions.number is a 32-bit integer column
+LIST_SCAN = 1000  # rows of the document list one request may scan for readable ones
+
+
 class Queries:
-    def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness) -> None:
+    def __init__(self, store: EventStore, read_model: ReadModel, freshness: Freshness, *,
+                 pool: ReadPool | None = None,
+                 max_diff_events: int = DEFAULT_MAX_DIFF_EVENTS,
+                 cursors: CursorCodec | None = None) -> None:
         self.store = store
         self.read_model = read_model
         self.freshness = freshness
+        self.pool = pool
+        self.max_diff_events = max_diff_events
+        self.cursors = cursors or CursorCodec(None)
         self.snapshot_texts = TextCache()
+        self.change_chunks = ChangeCache()
+
+    async def _heavy(self, job: Job[T], *args: Any) -> T:
+        """job(queries, *args) in the read pool's workers, or here when there is none."""
+        if self.pool is None:
+            return await job(self, *args)
+        return await self.pool.run(job, *args)
 
     async def _snapshot_text(self, doc_id: str, seq: int) -> str | None:
         text = self.snapshot_texts.get((doc_id, seq))
@@ -153,15 +208,40 @@ class Queries:
 
     # Documents
 
-    async def list_documents(self, limit: int, cursor: str | None) -> Json:
-        after = _decode_list_cursor(cursor) if cursor else None
-        views = await self.read_model.views_page(limit + 1, after)
-        more = len(views) > limit
-        views = views[:limit]
-        next_cursor = (
-            _encode_cursor([views[-1].updated_at, views[-1].doc_id]) if more and views else None
-        )
-        return {"items": [_list_item(v) for v in views], "next": next_cursor}
+    async def list_documents(self, limit: int, cursor: str | None,
+                             readable: Callable[[str], bool] | None = None) -> Json:
+        """A page of the documents `readable` accepts (all when None), newest edit first.
+
+        Filtered before paginating: the scan goes on past what the caller may not read,
+        at most LIST_SCAN rows a request, and `next` is the opaque position (cursors.py)
+        where it stopped, which names no document."""
+        after = self._list_position(cursor) if cursor else None
+        items: list[ViewRow] = []
+        scanned = 0
+        page = limit + 1
+        more = True
+        while more and len(items) < limit and scanned < max(LIST_SCAN, page):
+            views = await self.read_model.views_page(page, after)
+            more = len(views) == page
+            for i, view in enumerate(views):
+                scanned += 1
+                after = (view.updated_at, view.doc_id)
+                if readable is None or readable(view.doc_id):
+                    items.append(view)
+                    if len(items) == limit:
+                        more = i + 1 < len(views) or (
+                            more and bool(await self.read_model.views_page(1, after)))
+                        break
+        next_cursor = self.cursors.encode(list(after)) if more and after else None
+        return {"items": [_list_item(v) for v in items], "next": next_cursor}
+
+    def _list_position(self, cursor: str) -> tuple[float, str]:
+        position = self.cursors.decode(cursor)
+        try:
+            updated_at, doc_id = position
+            return float(updated_at), str(doc_id)
+        except (ValueError, TypeError):
+            raise BadRequest("cursor is not one this server gave") from None
 
     async def document(self, doc_id: str, min_seq: int | None = None) -> Json:
         # The view read after the wait is at least as new as the checkpoint waited for.
@@ -177,7 +257,7 @@ class Queries:
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
         position = await self._position(doc_id, seq)
-        text = await self.text_at(doc_id, seq, position)
+        text = "" if seq == 0 else await self._heavy(_text_job, doc_id, seq, position)
         when = position.event_time if position.event_time is not None else position.created_at
         return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
                 "updated_at": iso(when)}
@@ -244,6 +324,8 @@ class Queries:
                 before = int(cursor)
             except ValueError:
                 raise BadRequest("cursor is not one this server gave") from None
+            if not 0 <= before <= MAX_REVISION:
+                raise BadRequest("cursor is not one this server gave")
         seq = await self._fresh(doc_id, min_seq)
         rows = await self.read_model.revisions_page(doc_id, limit + 1, before)
         more = len(rows) > limit
@@ -277,8 +359,17 @@ class Queries:
         if from_seq > to_seq:
             raise BadRequest("from must not be after to")
         await self._position(doc_id, to_seq, "to")
+        if to_seq - from_seq > self.max_diff_events:
+            raise TooLarge(
+                f"this diff spans {to_seq - from_seq} events; one diff may span at most "
+                f"{self.max_diff_events}: ask for a shorter range, or read the texts at "
+                "both seqs (GET /api/documents/{id}?at=SEQ)")
+        return await self._heavy(_diff_job, doc_id, from_seq, to_seq)
+
+    async def diff_here(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
+        """The diff, computed in this process (once the read side has reached to_seq)."""
         base = await self.text_at(doc_id, from_seq)
-        changes = await self.read_model.changes(doc_id, from_seq, to_seq)
+        changes = await self.change_chunks.changes(self.read_model, doc_id, from_seq, to_seq)
         runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))
         return {
             "from": from_seq,
@@ -298,3 +389,21 @@ class Queries:
             "next": rows[-1].seq if more else None,
             "seq": head,
         }
+
+
+# The heavy reads, as jobs for the read pool's workers (module-level: pickled by name).
+
+
+async def _text_job(queries: Queries, doc_id: str, seq: int, position: Position) -> str:
+    return await queries.text_at(doc_id, seq, position)
+
+
+async def _diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int) -> Json:
+    return await queries.diff_here(doc_id, from_seq, to_seq)
+
+
+def worker_queries(database_url: str, read_wait_seconds: float) -> Queries:
+    """A read worker's own Queries: its own connections, no pool (it is the pool)."""
+    db = open_database(database_url, pool_size=1)
+    read_model = ReadModel(db)
+    return Queries(EventStore(db), read_model, Freshness(read_model, timeout=read_wait_seconds))
