@@ -200,7 +200,8 @@ def test_every_integer_input_past_its_bound_is_a_400_in_json(
             text = "{" + ", ".join(
                 f'"{k}": ' + (literal if v == "N" else f'"{v}"') for k, v in body.items()) + "}"
             answer = httpx.request(method, numbered.http_url + path, content=text,
-                                   headers=bearer(WRITER), timeout=10)
+                                   headers={**bearer(WRITER),
+                                            "Content-Type": "application/json"}, timeout=10)
             assert_json_error(answer, 400, "bad_request")
 
 
