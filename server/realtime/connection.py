@@ -9,7 +9,8 @@ document's writer nor hold memory:
 - the queue, in frames (`max_queue`) and in bytes (`max_queue_bytes`; a frame always fits an
   empty queue, so a document's state can be sent whatever its size): past either the queue is
   dropped at once and the connection closed with 1013 (retried by stock clients, which resend
-  their state; nothing is lost);
+  their state; nothing is lost). The frame being sent sits in the transport's buffer meanwhile,
+  so one connection holds at most about twice the budget;
 - each send: one that makes no progress for `send_timeout` seconds (the client stopped reading,
   its TCP window is shut) aborts the transport, without the polite close that would wait on the
   same shut window, and drops the queue;
@@ -24,7 +25,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from pycrdt import merge_updates
 from starlette.websockets import WebSocket, WebSocketState
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 ABORTED = 1006  # what the log says of a connection cut without a close frame (RFC 6455)
+# A frame this small, to a transport with nothing buffered, is written at once: sent without the
+# bound's bookkeeping (the usual case: one keystroke to a client that keeps up).
+FAST_SEND_BYTES = 16 * 1024
 
 
 class Connection:
@@ -73,7 +77,8 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._closing: tuple[int, str] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self.dropped_bytes = 0  # queued bytes thrown away unsent
+        self._transport = _transport(websocket)
+        self.dropped_bytes = 0  # bytes thrown away unsent: queued here or in the transport
         self.aborted: str | None = None  # why the transport was cut, if it was
         self.closed = asyncio.Event()
 
@@ -160,7 +165,9 @@ class Connection:
                         size = len(item)
                         self._queued -= 1
                     self._queued_bytes -= size
-                    if not await self._bounded(ws.send_bytes(item), "send"):
+                    if len(item) < FAST_SEND_BYTES and _buffered(self._transport) == 0:
+                        await ws.send_bytes(item)  # nothing waiting: it cannot block
+                    elif not await self._bounded(ws.send_bytes(item), "send"):
                         return
                 if self._closing is not None:
                     code, reason = self._closing
@@ -180,23 +187,27 @@ class Connection:
         if self._send_timeout <= 0:
             await task
             return True
-        transport = _transport(self.websocket)
+        transport = self._transport
         pending = _buffered(transport)
+        loop = asyncio.get_running_loop()
+        progressed = loop.time()
         while True:
-            done, _ = await asyncio.wait({task}, timeout=self._send_timeout)
+            done, _ = await asyncio.wait({task}, timeout=min(1.0, self._send_timeout / 4))
             if done:
                 task.result()
                 return True
             now_pending = _buffered(transport)
             if now_pending is not None and pending is not None and now_pending < pending:
-                pending = now_pending  # slow, but the client is reading: keep going
-                continue
-            break
+                progressed = loop.time()  # slow, but the client is reading: keep going
+            pending = now_pending
+            if loop.time() - progressed >= self._send_timeout:
+                break
         self.aborted = f"{what} stalled for {self._send_timeout:g} s: client not reading"
         if self._closing is None:
             self._closing = (ABORTED, self.aborted)
         self._drop_queue()
         if transport is not None:
+            self.dropped_bytes += _buffered(transport) or 0
             transport.abort()  # frees the socket and its buffers now; no close handshake
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -210,15 +221,27 @@ class Connection:
                 await self._sender
 
 
-def _transport(websocket: WebSocket) -> asyncio.Transport | None:
+class _Transport(Protocol):
+    """What is used of an asyncio (or uvloop) transport."""
+
+    def abort(self) -> None: ...
+    def is_closing(self) -> bool: ...
+    def get_write_buffer_size(self) -> int: ...
+
+
+def _transport(websocket: WebSocket) -> _Transport | None:
     """The connection's transport, to abort it. ASGI has no message for "drop this socket now";
-    uvicorn's WebSocket protocols (the ASGI receive callable is a bound method of one) hold it."""
+    uvicorn's WebSocket protocols (the ASGI receive callable is a bound method of one) hold it.
+    uvloop's transports are no asyncio.Transport subclasses: checked by what they do."""
     receive: Any = getattr(websocket, "_receive", None)
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    if all(callable(getattr(transport, name, None))
+           for name in ("abort", "is_closing", "get_write_buffer_size")):
+        return cast(_Transport, transport)
+    return None
 
 
-def _buffered(transport: asyncio.Transport | None) -> int | None:
+def _buffered(transport: _Transport | None) -> int | None:
     if transport is None or transport.is_closing():
         return None
     return transport.get_write_buffer_size()

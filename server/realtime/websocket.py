@@ -178,7 +178,7 @@ class DocumentSocket:
                 ending.note = f"transport aborted: {conn.aborted}"
             if conn.dropped_bytes:
                 ending.note += (", " if ending.note else "") + (
-                    f"{conn.dropped_bytes} queued bytes dropped")
+                    f"{conn.dropped_bytes} unsent bytes dropped")
 
     async def _serve(self, conn: Connection, room: Room, opened: OpenDocument,
                      session: Session) -> tuple[int, str] | None:
