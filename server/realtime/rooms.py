@@ -37,6 +37,7 @@ class Room:
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRelay(rules)
         self._bus = bus
+        self._presence: tuple[bytes, bytes] | None = None  # (snapshot, its frame)
 
     def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
         for conn in self.connections:
@@ -47,6 +48,17 @@ class Room:
         for conn in self.connections:
             if conn is not exclude:
                 conn.send_update(update)
+
+    def presence_frame(self) -> bytes | None:
+        """Every known state as one awareness frame (for a newcomer, or a query), or None. The
+        same bytes for everyone who asks until presence changes: a connection that asks again
+        and again costs no new copy."""
+        known = self.awareness.snapshot()
+        if known is None:
+            return None
+        if self._presence is None or self._presence[0] is not known:
+            self._presence = (known, protocol.awareness(known))
+        return self._presence[1]
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""

@@ -185,9 +185,9 @@ class DocumentSocket:
         """Read and handle messages until the connection ends. The client's close code and
         reason when it left, None when the server closed it."""
         conn.send(protocol.sync_step1(await opened.writer.state_vector()))
-        known = room.awareness.snapshot()
+        known = room.presence_frame()
         if known is not None:
-            conn.send(protocol.awareness(known))
+            conn.send(known)
         limits = self.settings.limits
         websocket = conn.websocket
         while not conn.closing:
@@ -245,9 +245,9 @@ class DocumentSocket:
                          conn.doc_id, conn.id, conn.user or conn.actor, client, why)
             await room.presence_from(conn, applied)
         elif isinstance(message, QueryAwareness):
-            known = room.awareness.snapshot()
+            known = room.presence_frame()
             if known is not None:
-                conn.send(protocol.awareness(known))
+                conn.send(known)
 
 
 def _address(websocket: WebSocket) -> str:
