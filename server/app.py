@@ -191,7 +191,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/openapi.json", openapi_schema),
     ]
     if settings.role in WRITE_ROLES:
-        socket = DocumentSocket(settings, access, sessions, documents, rooms, write)
+        socket = DocumentSocket(settings, access, sessions, documents, rooms, write, store)
         routes.append(WebSocketRoute("/ws/{doc_id:whole}", socket.endpoint))
         routes += AccessRoutes(access, sessions).routes()
         routes += CommandRoutes(access, write, queries).routes()

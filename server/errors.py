@@ -8,7 +8,8 @@
     │   └── InvalidUpdate                422 / 4422  not a well-formed Yjs update
     │       └── TaintingUpdate           422 / 4422  rejected after touching the room's doc
     ├── TooLarge                         413 / 1009  frame, update or document over its limit
-    ├── RateLimited                      429 / 4429
+    ├── RateLimited                      429 / 4429  a limit a retry cannot fix
+    │   └── AtCapacity                   503 / 4503  a connection count is full: retry later
     ├── Unauthorised                     401 / 4401
     ├── Forbidden                        403 / 4403
     ├── NotFound                         404 / 4404
@@ -18,6 +19,11 @@
 
 The edges (the WebSocket endpoint, the HTTP API) translate these once; nothing else
 builds close frames or error bodies.
+
+Close codes follow the convention of stock y-websocket clients (docs/protocol.md, "Close
+codes"): 4400-4499 say a retry can never help, and such a client stops reconnecting for good;
+every other code (1013, 4500-4599, ...) is retried. Refuse with 44xx only what the same client
+would do again.
 """
 
 from __future__ import annotations
@@ -79,6 +85,15 @@ class RateLimited(PalimpsestError):
     status = 429
     close_code = 4429
     code = "rate_limited"
+
+
+class AtCapacity(RateLimited):
+    """A connection count (per document, user or address) is full. Retryable: a stock client
+    backs off and reconnects, and gets in once a slot frees."""
+
+    status = 503
+    close_code = 4503
+    code = "at_capacity"
 
 
 class Unauthorised(PalimpsestError):

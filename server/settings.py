@@ -37,10 +37,15 @@ class Limits:
     bytes_per_second: int = 16 * 1024 * 1024
     connections_per_document: int = 500
     connections_per_address: int = 1000
+    connections_per_user: int = 20  # one user's connections to one document (per node)
     pending_unauthenticated: int = 32
     decode_ms: float = 500.0
     outbound_queue: int = 10_000
+    outbound_queue_bytes: int = 8 * 1024 * 1024  # bytes queued for one connection
+    send_timeout: float = 10.0  # seconds a send may make no progress before the socket is cut
     awareness_clients: int = 16  # awareness client ids one connection may introduce
+    awareness_state_bytes: int = 8 * 1024  # one client's awareness state (JSON text)
+    awareness_bytes: int = 32 * 1024  # the states of every client one connection introduced
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,21 @@ class Settings:
                                           Limits.connections_per_document),
             connections_per_address=_int(env, "PALIMPSEST_MAX_CONNECTIONS_PER_ADDRESS",
                                          Limits.connections_per_address),
+            connections_per_user=_int(env, "PALIMPSEST_MAX_CONNECTIONS_PER_USER",
+                                      Limits.connections_per_user),
             pending_unauthenticated=_int(env, "PALIMPSEST_MAX_PENDING_UNAUTHENTICATED",
                                          Limits.pending_unauthenticated),
             decode_ms=_float(env, "PALIMPSEST_MAX_DECODE_MS", Limits.decode_ms),
             outbound_queue=_int(env, "PALIMPSEST_OUTBOUND_QUEUE", Limits.outbound_queue),
+            outbound_queue_bytes=_int(env, "PALIMPSEST_OUTBOUND_QUEUE_BYTES",
+                                      Limits.outbound_queue_bytes),
+            send_timeout=_float(env, "PALIMPSEST_SEND_TIMEOUT_SECONDS", Limits.send_timeout),
             awareness_clients=_int(env, "PALIMPSEST_MAX_AWARENESS_CLIENTS",
                                    Limits.awareness_clients),
+            awareness_state_bytes=_int(env, "PALIMPSEST_MAX_AWARENESS_STATE_BYTES",
+                                       Limits.awareness_state_bytes),
+            awareness_bytes=_int(env, "PALIMPSEST_MAX_AWARENESS_BYTES",
+                                 Limits.awareness_bytes),
         )
         origins = _list(env, "PALIMPSEST_ALLOWED_ORIGINS")
         settings = cls(

@@ -20,12 +20,11 @@ const SYNC_UPDATE = 2
 
 /**
  * Whether to reconnect after the server closed the socket (docs/protocol.md,
- * "Close codes"). 4400-4499 mean reconnecting cannot help, except 4429 (rate
- * limit: back off and retry). 1009 means one of our updates is over the size
- * limit: reconnecting would resend it in step 2 and be closed again.
+ * "Close codes"). 4400-4499 mean reconnecting cannot help; 1013 and 4500-4599
+ * (capacity, storage down) are worth a retry. 1009 means one of our updates is
+ * over the size limit: reconnecting would resend it in step 2 and be closed again.
  */
 const shouldReconnect = (event) => {
-  if (event.code === 4429) return true
   if (event.code === 1009) return false
   return !(event.code >= 4400 && event.code < 4500)
 }
@@ -34,6 +33,7 @@ const shouldReconnect = (event) => {
 const closeReason = ({ code, reason }) => {
   if (code === 4401) return 'You need a valid access token to open this document.'
   if (code === 4403) return 'You do not have access to this document.'
+  if (code === 4404) return 'This document does not exist, and your access cannot create it.'
   if (code === 1009) return 'A change was too large for the server to save. Copy your text somewhere safe and reload.'
   if (reason) return `The server closed the connection: ${reason}`
   return `The server closed the connection (code ${code}).`

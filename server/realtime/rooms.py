@@ -17,7 +17,7 @@ from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError
 from server.events import yjs_update
 from server.realtime import protocol
-from server.realtime.awareness import AwarenessRelay
+from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
 from server.write.fanout import Committed, Origin
 from storage.records import EventRecord
@@ -32,11 +32,12 @@ REMEMBER_REFUSED = 4096
 class Room:
     """The connections to one document on this node, and their presence."""
 
-    def __init__(self, doc_id: str, bus: Bus) -> None:
+    def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None) -> None:
         self.doc_id = doc_id
         self.connections: set[Connection] = set()
-        self.awareness = AwarenessRelay()
+        self.awareness = AwarenessRelay(rules)
         self._bus = bus
+        self._presence: tuple[bytes, bytes] | None = None  # (snapshot, its frame)
 
     def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
         for conn in self.connections:
@@ -48,22 +49,45 @@ class Room:
             if conn is not exclude:
                 conn.send_update(update)
 
-    async def share_presence(self, payload: bytes, *, exclude: Connection | None) -> None:
-        """Presence changed here: tell the local clients (but its sender) and the other nodes."""
-        self.broadcast(protocol.awareness(payload), exclude=exclude)
+    def presence_frame(self) -> bytes | None:
+        """Every known state as one awareness frame (for a newcomer, or a query), or None. The
+        same bytes for everyone who asks until presence changes: a connection that asks again
+        and again costs no new copy."""
+        known = self.awareness.snapshot()
+        if known is None:
+            return None
+        if self._presence is None or self._presence[0] is not known:
+            self._presence = (known, protocol.awareness(known))
+        return self._presence[1]
+
+    async def share_presence(self, payload: bytes) -> None:
+        """Presence changed here: tell every local client and the other nodes."""
+        self.broadcast(protocol.awareness(payload))
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            payload))
+
+    async def presence_from(self, conn: Connection, applied: Applied) -> None:
+        """A connection's awareness was accepted: the others (here and on other nodes) get it
+        with the relay's clocks, the sender its own entries back, with its own clocks (a
+        stock client that hears nothing for 30 s reconnects; its own clocks make the echo a
+        no-op for it)."""
+        if not applied.relay:
+            return
+        conn.send(protocol.awareness(applied.echo))
+        self.broadcast(protocol.awareness(applied.relay), exclude=conn)
+        await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
+                                           applied.relay))
 
     def on_bus(self, message: BusMessage) -> None:
         if message.kind != AWARENESS or message.origin == self._bus.node_id:
             return
         try:
-            fresh, _ = self.awareness.apply(message.payload)
+            applied = self.awareness.apply(message.origin, message.payload, local=False)
         except Exception:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
-        if fresh:
-            self.broadcast(protocol.awareness(fresh))
+        if applied.relay:
+            self.broadcast(protocol.awareness(applied.relay))
 
 
 class Rooms:
@@ -82,10 +106,11 @@ class Rooms:
     def get(self, doc_id: str) -> Room | None:
         return self._rooms.get(doc_id)
 
-    async def join(self, conn: Connection) -> Room:
+    async def join(self, conn: Connection, rules: Rules | None = None) -> Room:
+        """Add a connection to its document's room (created with these awareness rules)."""
         room = self._rooms.get(conn.doc_id)
         if room is None:
-            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus)
+            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus, rules)
             await self.bus.subscribe(conn.doc_id, room.on_bus)
         room.connections.add(conn)
         self._connections[conn.id] = conn
@@ -98,12 +123,12 @@ class Rooms:
             self._refused_gone[conn.id] = None
             while len(self._refused_gone) > REMEMBER_REFUSED:
                 self._refused_gone.popitem(last=False)
-        gone = room.awareness.remove(conn.awareness_clients)
+        gone = room.awareness.release(conn.id)
         if not room.connections and self._rooms.get(room.doc_id) is room:
             del self._rooms[room.doc_id]
             await self.bus.unsubscribe(room.doc_id, room.on_bus)
         if gone is not None:
-            await room.share_presence(gone, exclude=None)
+            await room.share_presence(gone)
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self._connections.values()):

@@ -1,9 +1,10 @@
 """The live WebSocket sessions of this node: who is connected to which document, from where.
 
-Sessions enforce what outlives one message: connections per document and per address, a
-document's size, the token's expiry (a live connection is closed with 4403 when its token
-expires), and revocation (an admin's call closes that user's connections to the document with
-4403, here and, through the bus, on every node that has connections to it).
+Sessions enforce what outlives one message: connections per document, per user of a document
+and per address (refused with 4503, retried by stock clients), a document's size, the token's
+expiry (a live connection is closed with 4403 when its token expires), and revocation (an
+admin's call closes that user's connections to the document with 4403, here and, through the
+bus, on every node that has connections to it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Session:
     # A read-only connection's first step 2 has its deletions compared with the document's
     # (costly); later writes that delete anything are refused without comparing.
     step2_compared: bool = False
+    awareness_refused: bool = False  # an awareness entry was refused (logged once)
 
 
 @dataclass(eq=False)
@@ -60,8 +62,8 @@ class Sessions:
         return sum(len(d.sessions) for d in self._documents.values())
 
     async def open(self, doc_id: str, address: str, principal: Principal) -> Session:
-        """Admit a connection (RateLimited if a connection limit is full); pair with close()."""
-        self.counts.admit(doc_id, address)
+        """Admit a connection (AtCapacity if a connection count is full); pair with close()."""
+        self.counts.admit(doc_id, address, principal.user_id)
         document = self._documents.get(doc_id)
         if document is None:
             document = self._documents[doc_id] = _Document()
@@ -70,7 +72,7 @@ class Sessions:
                 await self.bus.subscribe(doc_id, document.handler)
             except BaseException:
                 self._documents.pop(doc_id, None)
-                self.counts.leave(doc_id, address)
+                self.counts.leave(doc_id, address, principal.user_id)
                 raise
         session = Session(doc_id, address, principal, ConnectionRate(self.limits), document.size)
         document.sessions.add(session)
@@ -92,7 +94,7 @@ class Sessions:
         if document is None or session not in document.sessions:
             return
         document.sessions.discard(session)
-        self.counts.leave(session.doc_id, session.address)
+        self.counts.leave(session.doc_id, session.address, session.principal.user_id)
         if not document.sessions:
             del self._documents[session.doc_id]
             if document.handler is not None:

@@ -1,21 +1,25 @@
 """The `/ws/{doc_id}` endpoint: one y-websocket connection, from handshake to close.
 
-It admits the connection (origin, token, limits), joins the document's room, and turns each
-message into what it means: sync reads answered from the write side's live document, updates
-turned into `ApplyUpdate` commands for the write side, presence relayed.
+It admits the connection (origin, token, limits, and a reader only to a document that exists),
+joins the document's room, and turns each message into what it means: sync reads answered from
+the write side's live document, updates turned into `ApplyUpdate` commands for the write side,
+presence checked (server.realtime.awareness) and relayed. A connection over its message or byte
+rate is slowed down, not closed. Why every connection ended is logged here, at INFO, once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
 
-from server.auth import Access, origin_allowed
-from server.errors import PalimpsestError, TextFrame, TooLarge
+from server.auth import Access, Principal, origin_allowed
+from server.errors import NotFound, PalimpsestError, TextFrame, TooLarge
 from server.realtime import protocol
+from server.realtime.awareness import Rules
 from server.realtime.connection import Connection
-from server.realtime.limits import check_awareness_clients
 from server.realtime.protocol import (
     AwarenessUpdate,
     QueryAwareness,
@@ -34,38 +38,89 @@ from server.write.handlers import WriteSide
 from server.write.read_only import would_change
 from server.write.validation import valid_doc_id, validate_update
 from storage.errors import StorageError
+from storage.event_store import EventStore
 
 log = logging.getLogger(__name__)
+
+STORAGE_DOWN = (1013, "storage unavailable; retry")
+
+
+@dataclass
+class _Ending:
+    """How one connection ended, for its log line."""
+
+    doc_id: str
+    address: str
+    user: str | None = None
+    code: int | None = None
+    reason: str = ""
+    by: str = "server"
+    note: str = ""
+
+    def set(self, code: int, reason: str, by: str = "server") -> None:
+        if self.code is None:
+            self.code, self.reason, self.by = code, reason, by
+
+    def log(self) -> None:
+        log.info("websocket closed: code=%s by=%s reason=%r doc=%r user=%r address=%s%s",
+                 self.code, self.by, self.reason, self.doc_id, self.user, self.address,
+                 f" ({self.note})" if self.note else "")
 
 
 class DocumentSocket:
     """The endpoint, with its collaborators named (built by the composition root)."""
 
     def __init__(self, settings: Settings, access: Access, sessions: Sessions,
-                 documents: LiveDocuments, rooms: Rooms, write: WriteSide) -> None:
+                 documents: LiveDocuments, rooms: Rooms, write: WriteSide,
+                 store: EventStore) -> None:
         self.settings = settings
         self.access = access
         self.sessions = sessions
         self.documents = documents
         self.rooms = rooms
         self.write = write
+        self.store = store
+        self.awareness_rules = Rules.from_limits(settings.limits)
 
     async def endpoint(self, websocket: WebSocket) -> None:
-        doc_id = websocket.path_params["doc_id"]
+        ending = _Ending(websocket.path_params["doc_id"], _address(websocket))
+        try:
+            await self._connect(websocket, ending)
+        except BaseException as exc:
+            ending.set(1011, f"internal error: {exc!r}"[:123])
+            raise
+        finally:
+            ending.log()
+
+    async def _refuse(self, websocket: WebSocket, ending: _Ending, code: int, reason: str,
+                      *, accept: bool = True) -> None:
+        """Close at the handshake. Accepted first, so a browser sees the code and reason;
+        without accepting, uvicorn answers the handshake with HTTP 403."""
+        ending.set(code, reason)
+        if accept:
+            await websocket.accept()
+        await websocket.close(code, reason)
+
+    async def _connect(self, websocket: WebSocket, ending: _Ending) -> None:
+        doc_id = ending.doc_id
         if not valid_doc_id(doc_id):
-            await websocket.close(4400, "invalid document id")
+            await self._refuse(websocket, ending, 4400, "invalid document id")
             return
         if not origin_allowed(websocket, self.settings):
             # Before accept: the handshake is answered with HTTP 403 (cross-site hijacking).
-            await websocket.close(4403, "origin not allowed")
+            await self._refuse(websocket, ending, 4403, "origin not allowed", accept=False)
             return
         try:
             principal = self.access.authenticate(websocket, doc_id)
-            session = await self.sessions.open(doc_id, _address(websocket), principal)
+            ending.user = principal.user_id or principal.actor
+            await self._must_exist_for(principal, doc_id)
+            session = await self.sessions.open(doc_id, ending.address, principal)
         except PalimpsestError as exc:
-            # After accept, so a browser sees the close code and reason, not a bare failure.
-            await websocket.accept()
-            await websocket.close(exc.close_code, exc.reason)
+            await self._refuse(websocket, ending, exc.close_code, exc.reason)
+            return
+        except StorageError as exc:
+            log.warning("cannot look up %s: %s", doc_id, exc)
+            await self._refuse(websocket, ending, *STORAGE_DOWN)
             return
         try:
             await websocket.accept()
@@ -73,52 +128,92 @@ class DocumentSocket:
                 opened = await self.documents.acquire(doc_id)
             except StorageError as exc:
                 log.warning("cannot open %s: %s", doc_id, exc)
-                await websocket.close(1013, "storage unavailable; retry")
+                ending.set(*STORAGE_DOWN)
+                await websocket.close(*STORAGE_DOWN)
                 return
-            conn = Connection(
-                websocket,
-                doc_id,
-                principal.actor,
-                can_write=principal.can_write,
-                wants_ack=websocket.query_params.get("ack") == "1",
-                max_queue=self.settings.limits.outbound_queue,
-            )
-            self.sessions.attach(session, conn)
-            conn.start()
-            room = await self.rooms.join(conn)
-            try:
-                await self._serve(conn, room, opened, session)
-            finally:
-                await self.rooms.leave(room, conn)
-                self.documents.release(opened)
-                conn.close(1000, "")
-                await conn.closed.wait()
+            await self._live(websocket, principal, session, opened, ending)
         finally:
             self.sessions.close(session)
 
+    async def _must_exist_for(self, principal: Principal, doc_id: str) -> None:
+        """Only a writer creates a document by connecting to it (the HTTP API refuses readers
+        too): for anyone else a document that does not exist is 4404, before anything loads
+        it. A document open on this node exists: no query then."""
+        if principal.can_write or self.documents.get(doc_id) is not None:
+            return
+        if await self.store.document(doc_id) is None:
+            raise NotFound("no such document")
+
+    async def _live(self, websocket: WebSocket, principal: Principal, session: Session,
+                    opened: OpenDocument, ending: _Ending) -> None:
+        limits = self.settings.limits
+        conn = Connection(
+            websocket,
+            ending.doc_id,
+            principal.actor,
+            can_write=principal.can_write,
+            wants_ack=websocket.query_params.get("ack") == "1",
+            max_queue=limits.outbound_queue,
+            max_queue_bytes=limits.outbound_queue_bytes,
+            send_timeout=limits.send_timeout,
+            user=principal.user_id,
+        )
+        self.sessions.attach(session, conn)
+        conn.start()
+        room: Room | None = None
+        left: tuple[int, str] | None = None
+        try:
+            room = await self.rooms.join(conn, self.awareness_rules)
+            left = await self._serve(conn, room, opened, session)
+        finally:
+            if room is not None:
+                await self.rooms.leave(room, conn)
+            self.documents.release(opened)
+            conn.close(1000, "")
+            await conn.closed.wait()
+            status = conn.close_status
+            if left is not None and (status == (1000, "") or status is None):
+                ending.set(*left, by="client")
+            elif status is not None:
+                ending.set(*status)
+            if conn.aborted:
+                ending.note = f"transport aborted: {conn.aborted}"
+            if conn.dropped_bytes:
+                ending.note += (", " if ending.note else "") + (
+                    f"{conn.dropped_bytes} unsent bytes dropped")
+
     async def _serve(self, conn: Connection, room: Room, opened: OpenDocument,
-                     session: Session) -> None:
+                     session: Session) -> tuple[int, str] | None:
+        """Read and handle messages until the connection ends. The client's close code and
+        reason when it left, None when the server closed it."""
         conn.send(protocol.sync_step1(await opened.writer.state_vector()))
-        known = room.awareness.snapshot()
+        known = room.presence_frame()
         if known is not None:
-            conn.send(protocol.awareness(known))
+            conn.send(known)
         limits = self.settings.limits
         websocket = conn.websocket
         while not conn.closing:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return
+                return int(message.get("code") or 1005), str(message.get("reason") or "")
             frame = message.get("bytes")
             try:
                 if frame is None:
                     raise TextFrame("text frames are not part of the y-websocket protocol")
                 if len(frame) > limits.frame_bytes:
                     raise TooLarge(f"frame over the {limits.frame_bytes}-byte limit")
-                session.rate.check(len(frame))
+                wait = session.rate.delay(len(frame))
+                if wait > 0:
+                    # Over its rate: handle it later, and read nothing meanwhile (uvicorn stops
+                    # reading the socket once its small queue is full: TCP backpressure).
+                    await asyncio.sleep(wait)
+                    if conn.closing:
+                        return None
                 await self._handle(conn, room, opened, parse_message(frame), session)
             except PalimpsestError as exc:
                 conn.close_for(exc)
-                return
+                return None
+        return None
 
     async def _handle(self, conn: Connection, room: Room, opened: OpenDocument,
                       message: protocol.Message, session: Session) -> None:
@@ -144,15 +239,17 @@ class DocumentSocket:
                 writer, ApplyUpdate(conn.doc_id, message.update, conn.actor, text_only),
                 Origin(conn.id, conn.writes_received))
         elif isinstance(message, AwarenessUpdate):
-            fresh, present = room.awareness.apply(message.payload)
-            conn.awareness_clients.update(present)
-            check_awareness_clients(len(conn.awareness_clients), self.settings.limits)
-            if fresh:
-                await room.share_presence(fresh, exclude=conn)
+            applied = room.awareness.apply(conn.id, message.payload, user=conn.user)
+            if applied.refused and not session.awareness_refused:
+                session.awareness_refused = True  # once per connection: the log stays readable
+                client, why = applied.refused[0]
+                log.info("awareness dropped on %s from connection %s (%s): client %s: %s",
+                         conn.doc_id, conn.id, conn.user or conn.actor, client, why)
+            await room.presence_from(conn, applied)
         elif isinstance(message, QueryAwareness):
-            known = room.awareness.snapshot()
+            known = room.presence_frame()
             if known is not None:
-                conn.send(protocol.awareness(known))
+                conn.send(known)
 
 
 def _address(websocket: WebSocket) -> str:

@@ -55,4 +55,4 @@ async def test_per_address_limit_counts_the_forwarded_client(
         await recv_until(b, bytes((0, 0)))
         async with raw(f"{proxy.ws_url}/ws/p3", additional_headers=one) as again:
             code, reason = await close_of(again)
-        assert code == 4429 and "address" in reason
+        assert code == 4503 and "address" in reason

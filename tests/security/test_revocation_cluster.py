@@ -36,17 +36,17 @@ async def test_revocation_on_one_node_closes_the_users_connection_on_another(
     a, b = nodes
     doc = "team-plan"
     victim = token("bob", {doc: "write"})
-    async with raw(f"{b.ws_url}/ws/{doc}?token={victim}") as bob_on_b, \
-            raw(f"{a.ws_url}/ws/{doc}?token={token('cat', {doc: 'read'})}") as cat_on_a:
-        await recv_until(bob_on_b, bytes((0, 0)))
-        await recv_until(cat_on_a, bytes((0, 0)))
-        async with httpx.AsyncClient(timeout=10) as http:
-            answer = await http.post(
-                f"{a.http_url}/api/documents/{doc}/revoke", json={"user": "bob"},
-                headers={"Authorization": f"Bearer {token('root', {'team-*': 'admin'})}"})
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["closed"] == 0  # bob was on the other node
-        assert await close_of(bob_on_b) == (4403, "access revoked")
+    async with raw(f"{b.ws_url}/ws/{doc}?token={victim}") as bob_on_b:
+        await recv_until(bob_on_b, bytes((0, 0)))  # bob, a writer, created the document
+        async with raw(f"{a.ws_url}/ws/{doc}?token={token('cat', {doc: 'read'})}") as cat_on_a:
+            await recv_until(cat_on_a, bytes((0, 0)))
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(
+                    f"{a.http_url}/api/documents/{doc}/revoke", json={"user": "bob"},
+                    headers={"Authorization": f"Bearer {token('root', {'team-*': 'admin'})}"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["closed"] == 0  # bob was on the other node
+            assert await close_of(bob_on_b) == (4403, "access revoked")
     # Node b remembers: bob's old token is refused there from now on.
     async with raw(f"{b.ws_url}/ws/{doc}?token={victim}") as again:
         code, reason = await close_of(again)
