@@ -16,13 +16,16 @@ import time
 from dataclasses import dataclass
 
 from server.bus import EVENT, Bus, BusMessage
-from server.errors import PalimpsestError
+from server.errors import Gone, PalimpsestError
 from server.write.fanout import FanOut
+from server.write.lifecycle import DELETED_REASON
 from server.write.live_document import LiveDocument
 from server.write.writer import CatchUp, DocumentWriter
 from server.ydoc import read_history
 from storage.errors import StorageError
 from storage.event_store import EventStore
+from storage.history import save_snapshot_unless_rewritten
+from storage.lifecycle import deletion
 from storage.records import EventRecord, SnapshotRecord
 
 log = logging.getLogger(__name__)
@@ -105,8 +108,11 @@ class LiveDocuments:
     def open_count(self) -> int:
         return len(self._open)
 
-    async def acquire(self, doc_id: str) -> OpenDocument:
-        """The document, loaded if needed; pair with release()."""
+    async def acquire(self, doc_id: str, *, deleted_ok: bool = False) -> OpenDocument:
+        """The document, loaded if needed; pair with release(). Gone if it was deleted
+        (unless `deleted_ok`: the command that undeletes it)."""
+        if not deleted_ok and await deletion(self.store.db, doc_id) is not None:
+            raise Gone(DELETED_REASON)
         opened = self._open.get(doc_id)
         if opened is None:
             pending = self._loading.get(doc_id)
@@ -173,10 +179,10 @@ class LiveDocuments:
             latest = await self.store.snapshot_at_or_before(document.doc_id)
             if latest is not None and latest.seq >= document.applied_seq:
                 return
-            await self.store.save_snapshot(
-                SnapshotRecord(document.doc_id, document.applied_seq, document.state(),
-                               document.current_text(), time.time())
-            )
+            # Refused if the log was rewritten after this copy's seq: it may hold erased text.
+            await save_snapshot_unless_rewritten(self.store.db, SnapshotRecord(
+                document.doc_id, document.applied_seq, document.state(),
+                document.current_text(), time.time()))
         except StorageError as exc:
             log.warning("snapshot of %s at unload failed: %s", document.doc_id, exc)
 
@@ -189,6 +195,13 @@ class LiveDocuments:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         self.fanout.reset(writer.doc_id, error)
+
+    def retire(self, doc_id: str, error: PalimpsestError) -> None:
+        """Drop the document's live copy on this node, if open; its clients are closed with
+        `error`'s code (see DocumentWriter.retire)."""
+        opened = self._open.get(doc_id)
+        if opened is not None:
+            opened.writer.retire(error)
 
     def catch_up_all(self) -> None:
         for opened in list(self._open.values()):
