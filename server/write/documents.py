@@ -111,7 +111,9 @@ class LiveDocuments:
     async def acquire(self, doc_id: str, *, deleted_ok: bool = False) -> OpenDocument:
         """The document, loaded if needed; pair with release(). Gone if it was deleted
         (unless `deleted_ok`: the command that undeletes it)."""
-        if not deleted_ok and await deletion(self.store.db, doc_id) is not None:
+        # Only when it is not open here: deleting a document retires its open copies.
+        if (not deleted_ok and doc_id not in self._open
+                and await deletion(self.store.db, doc_id) is not None):
             raise Gone(DELETED_REASON)
         opened = self._open.get(doc_id)
         if opened is None:
