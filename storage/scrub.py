@@ -11,13 +11,19 @@ On PostgreSQL it does nothing: see docs/operations.md (VACUUM FULL, backups).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from storage.database import Database
 
+log = logging.getLogger(__name__)
+CHECKPOINT_ATTEMPTS = 10
+
 
 async def scrub(db: Database) -> bool:
-    """Remove leftover bytes of rewritten and deleted rows; True if anything was done."""
+    """Remove leftover bytes of rewritten and deleted rows; False on PostgreSQL, or if the
+    write-ahead log could not be emptied."""
     if db.dialect != "sqlite":
         return False
     async with db.writer.connect() as conn:
@@ -25,7 +31,15 @@ async def scrub(db: Database) -> bool:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.execute("VACUUM")
-        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, _frames, _copied = await cursor.fetchone()
-        await cursor.close()
-    return not busy
+        # The checkpoint waits (busy timeout) for readers on older snapshots; if one still
+        # holds on, frames stay in the WAL: try again a few times, then say so.
+        for _ in range(CHECKPOINT_ATTEMPTS):
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _frames, _copied = await cursor.fetchone()
+            await cursor.close()
+            if not busy:
+                return True
+            await asyncio.sleep(0.2)
+    log.warning("the write-ahead log could not be emptied: readers held it; run "
+                "`PRAGMA wal_checkpoint(TRUNCATE)` when the server is idle")
+    return False

@@ -193,10 +193,18 @@ class LiveDocuments:
         opened = self._open.get(writer.doc_id)
         if opened is not None and opened.writer is writer:
             self._open.pop(writer.doc_id, None)
-            task = asyncio.create_task(self.bus.unsubscribe(writer.doc_id, opened.on_bus))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        else:
+            opened = None
+        # Its writer task ends once the batch in hand is done (nothing more is queued).
+        task = asyncio.create_task(self._drop(writer, opened))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         self.fanout.reset(writer.doc_id, error)
+
+    async def _drop(self, writer: DocumentWriter, opened: OpenDocument | None) -> None:
+        if opened is not None:
+            await self.bus.unsubscribe(writer.doc_id, opened.on_bus)
+        await writer.stop()
 
     def retire(self, doc_id: str, error: PalimpsestError) -> None:
         """Drop the document's live copy on this node, if open; its clients are closed with

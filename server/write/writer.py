@@ -85,6 +85,7 @@ class DocumentWriter:
         self._on_poisoned = on_poisoned
         self._task: asyncio.Task[None] | None = None
         self.poisoned = False
+        self.retired: PalimpsestError | None = None  # why this copy serves no one any more
         self._catch_up_retry: asyncio.TimerHandle | None = None
         self._catch_up_failures = 0
 
@@ -111,12 +112,20 @@ class DocumentWriter:
     # What the edges may read of the live document
 
     async def state_vector(self) -> bytes:
+        self._check_retired()
         async with self.document.lock:
             return self.document.state_vector()
 
     async def missing_from(self, state_vector: bytes) -> bytes:
+        self._check_retired()
         async with self.document.lock:
             return self.document.missing_from(state_vector)
+
+    def _check_retired(self) -> None:
+        # A connection that joined while the copy was being retired must not be answered
+        # from it (it may hold erased content, or a deleted document).
+        if self.retired is not None:
+            raise self.retired
 
     # The loop
 
@@ -287,6 +296,7 @@ class DocumentWriter:
         and closes its clients with `error`'s code."""
         if self.poisoned:
             return
+        self.retired = error
         self.poisoned = True
         self._on_poisoned(self, error)
         while not self.queue.empty():

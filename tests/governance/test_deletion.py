@@ -72,6 +72,15 @@ async def test_deleting_hides_a_document_closes_it_for_good_and_undeleting_bring
 
         refused = await http.request("DELETE", "/api/documents/memo", headers=writer)
         assert refused.status_code == 403
+        # Every governance command is for admins only.
+        for method, path, body in (
+                ("POST", "/api/documents/memo/erase", {"actor": "wendy", "reason": "r"}),
+                ("POST", "/api/documents/memo/erase",
+                 {"from_seq": 1, "to_seq": 2, "reason": "r"}),
+                ("PUT", "/api/documents/memo/retention", {"keep_days": 0})):
+            for headers in (writer, reader):
+                answer = await http.request(method, path, json=body, headers=headers)
+                assert answer.status_code == 403, (path, answer.text)
         deleted = await http.request("DELETE", "/api/documents/memo", headers=admin,
                                      json={"reason": "duplicate"})
         assert deleted.status_code == 200, deleted.text

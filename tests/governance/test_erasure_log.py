@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
+from server.errors import Gone
 from server.events import RESTORED, UPDATED
 from server.write.commands import EraseHistory
 from server.write.update_rewrite import erase_content
@@ -16,6 +17,7 @@ from storage.history import save_snapshot_unless_rewritten
 from storage.integrity import verify_document
 from storage.records import SnapshotRecord
 from tests.governance.conftest import World, write_history
+from tests.support.pyclient import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -79,3 +81,20 @@ async def test_a_snapshot_from_before_a_rewrite_is_refused(world: World) -> None
     assert await world.store.snapshot_at_or_before("paper") is None
     fresh = SnapshotRecord("paper", head + 1, b"new state", "new text", 2.0)
     assert await save_snapshot_unless_rewritten(world.db, fresh)
+
+
+async def test_a_retired_live_copy_answers_no_one_and_its_writer_stops(world: World) -> None:
+    """A connection that joined while its document was being deleted or erased gets the
+    retirement's error instead of the old copy's state, and the copy does not linger."""
+    await world.store.ensure_document("d")
+    opened = await world.write.documents.acquire("d")
+    writer = opened.writer
+    world.write.documents.retire("d", Gone("document deleted"))
+    with pytest.raises(Gone):
+        await writer.state_vector()
+    with pytest.raises(Gone):
+        await writer.missing_from(b"\x00")
+    assert writer._task is not None
+    await wait_for(writer._task.done, 5)
+    world.write.documents.release(opened)
+    assert world.write.documents.get("d") is None
