@@ -136,9 +136,7 @@ async def _compact(args: argparse.Namespace, db: Database, settings: Settings) -
 
 async def _purge(args: argparse.Namespace, db: Database, settings: Settings) -> int:
     maintenance = _maintenance(db, settings)
-    purged = await maintenance.purge(args.older_than_days)
-    if args.doc:
-        purged = {d: n for d, n in purged.items() if d == args.doc}
+    purged = await maintenance.purge(args.older_than_days, doc_id=args.doc)
     for doc_id, removed in sorted(purged.items()):
         print(f"{doc_id}: purged ({removed} events and every other row)")
     print(f"palimpsest purge: {len(purged)} documents purged")

@@ -112,18 +112,20 @@ class Maintenance:
                 done.append(result)
         return done
 
-    async def purge(self, older_than_days: float | None = None,
-                    now: float | None = None) -> dict[str, int]:
-        """Remove every row of the documents deleted more than the period ago; returns the
-        number of events removed per document."""
+    async def purge(self, older_than_days: float | None = None, now: float | None = None,
+                    doc_id: str | None = None) -> dict[str, int]:
+        """Remove every row of the documents (or of `doc_id` only) deleted more than the
+        period ago; returns the number of events removed per document."""
         days = self.deleted_retention_days if older_than_days is None else older_than_days
         cutoff = (time.time() if now is None else now) - days * DAY
+        candidates = [doc_id] if doc_id is not None else await deleted_before(self.store.db,
+                                                                               cutoff)
         purged = {}
-        for doc_id in await deleted_before(self.store.db, cutoff):
-            removed = await purge(self.store.db, doc_id, cutoff)
+        for candidate in candidates:  # each checked again under its row lock
+            removed = await purge(self.store.db, candidate, cutoff)
             if removed >= 0:
-                purged[doc_id] = removed
-                log.info("purged %s (%s events)", doc_id, removed)
+                purged[candidate] = removed
+                log.info("purged %s (%s events)", candidate, removed)
         return purged
 
     # The schedule

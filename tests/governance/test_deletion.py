@@ -134,15 +134,21 @@ async def test_purging_removes_every_row_only_after_the_period(server: ServerPro
                 editor.insert(0, f"{i} ")
             await settle_admin(http, "old", editor.value())
         assert (await rows_of(server.database_url, "old"))["snapshots"] > 0
+        await http.post("/api/documents", json={"id": "also", "title": "Also"}, headers=admin)
+        await http.request("DELETE", "/api/documents/also", headers=admin)
         await http.request("DELETE", "/api/documents/old", headers=admin)
         kept = await asyncio.to_thread(palimpsest, server.database_url, "purge")
         assert kept.returncode == 0 and "0 documents purged" in kept.stdout, kept.stdout
         purged = await asyncio.to_thread(palimpsest, server.database_url, "purge",
-                                         "--older-than-days", "0")
+                                         "--doc", "old", "--older-than-days", "0")
         assert purged.returncode == 0, purged.stderr
-        assert "old: purged" in purged.stdout
+        assert "old: purged" in purged.stdout and "1 documents purged" in purged.stdout
         assert set((await rows_of(server.database_url, "old")).values()) == {0}
         assert (await http.get("/api/documents/old", headers=admin)).status_code == 404
+        # Only the one asked for: the other deleted document is still there, restorable.
+        assert (await rows_of(server.database_url, "also"))["documents"] == 1
+        assert (await http.post("/api/documents/also/undelete", headers=admin)
+                ).status_code == 200
 
 
 async def settle_admin(http: httpx.AsyncClient, doc_id: str, expected: str) -> dict[str, Any]:

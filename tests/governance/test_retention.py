@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     env = {"PALIMPSEST_KEEP_DAYS": "never", "PALIMPSEST_MAINTENANCE_INTERVAL_SECONDS": "0.5",
-           "PALIMPSEST_SNAPSHOT_EVERY": "10"}
+           "PALIMPSEST_SNAPSHOT_EVERY": "10", "PALIMPSEST_DELETED_RETENTION_DAYS": "0"}
     with ServerProcess(new_sqlite_url(tmp_path), env=env) as process:
         yield process
 
@@ -76,6 +76,15 @@ async def test_the_schedule_applies_a_documents_own_policy_while_it_is_edited(
                 before[seq]
         diff = (await http.get(f"/api/documents/trimmed/diff?from={absorbed[0]}&to=31")).json()
         assert diff["absorbed"][0]["seq"] == absorbed[0]
+
+        # The same pass purges what was deleted longer ago than the period (here: 0 days).
+        assert (await http.request("DELETE", "/api/documents/kept")).status_code == 200
+
+        async def purged() -> bool:
+            return (await http.get("/api/documents/kept")).status_code == 404
+
+        await _eventually(purged, 20)
+        assert (await http.get("/api/documents?deleted=1")).json()["items"] == []
 
 
 async def test_compact_command_beside_a_running_server_reports_bytes(
