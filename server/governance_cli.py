@@ -172,11 +172,15 @@ def _export_command(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace, db: Database, _settings: Settings) -> int:
-    from storage.backup import BadLogFile, BrokenChain, DocumentExists, import_log
+    from server.write.validation import valid_doc_id
+    from storage.backup import BadLogFile, BrokenChain, DocumentExists, import_log, read_log_file
 
     path = Path(args.file)
     try:
-        header = await import_log(db, path, args.as_id)
+        target = args.as_id or read_log_file(path)[0].doc_id
+        if not valid_doc_id(target):
+            raise BadLogFile(f"{target!r} is not a valid document id")
+        header = await import_log(db, path, target)
     except BrokenChain as exc:
         print(f"palimpsest import: refused: {exc}", file=sys.stderr)
         return 1

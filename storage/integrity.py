@@ -4,7 +4,9 @@
 first event whose stored hash differs from the one its content and its predecessor give is
 where the log was altered (a changed payload, meta, actor, time or kind, or a removed event:
 the next one no longer chains). It also checks that `documents.head_hash` and `head_seq` name
-the last event, so a removed tail is found too.
+the last event, so a removed tail is found too. It checks the log up to the head it read
+first, so a live server may keep appending meanwhile (a rewrite meanwhile, an erasure or a
+compaction, shows as a break: run it again).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ async def verify_document(store: EventStore, doc_id: str,
     stored_head = bytes(doc.head_hash) if doc.head_hash is not None else GENESIS
     verifier = Verifier()
     last_seq, done = 0, 0
-    async for record in store.read(doc_id):
+    # Up to the head read above: appends that commit meanwhile are not this verdict's.
+    async for record in store.read(doc_id, until_seq=head_seq):
         last_seq = record.seq
         if not verifier.feed(record):
             break

@@ -114,6 +114,8 @@ def test_import_refuses_a_file_whose_chain_is_broken(tmp_path: Path) -> None:
     truncated.write_text("\n".join(out.read_text().splitlines()[:-1]) + "\n")
     refused = palimpsest(target, "import", str(truncated))
     assert refused.returncode == 1 and "broken" in refused.stderr
+    refused = palimpsest(target, "import", str(out), "--as", "no spaces allowed")
+    assert refused.returncode == 1 and "not a valid document id" in refused.stderr
     assert palimpsest(target, "import", str(out)).returncode == 0
 
 

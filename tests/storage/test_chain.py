@@ -158,3 +158,24 @@ async def test_verify_command_reports_the_first_broken_seq_and_exits_1(
     assert broken.returncode == 1
     assert "doc: BROKEN at seq 4" in broken.stderr + broken.stdout
     assert "0 of 1 documents OK" in broken.stdout
+
+
+async def test_verify_beside_a_live_appender_finds_nothing_broken(store: EventStore) -> None:
+    await store.ensure_document("doc")
+    await store.append("doc", [event(i) for i in range(1, 300)])
+    stop = asyncio.Event()
+
+    async def keep_appending() -> None:
+        i = 1000
+        while not stop.is_set():
+            await store.append("doc", [event(i)])
+            i += 1
+
+    appender = asyncio.create_task(keep_appending())
+    try:
+        for _ in range(10):
+            verdict = await verify_document(store, "doc")
+            assert verdict.ok, verdict
+    finally:
+        stop.set()
+        await appender
