@@ -30,13 +30,17 @@ from server.http import openapi
 from server.http.access import AccessRoutes
 from server.http.command_routes import CommandRoutes
 from server.http.errors import error_response, not_found
+from server.http.governance_routes import GovernanceRoutes
 from server.http.guard import HttpGuard
 from server.http.query_routes import QueryRoutes
+from server.maintenance import Maintenance
 from server.metrics import CountingEventStore, Metrics
 from server.read.cursors import CursorCodec
 from server.read.freshness import Freshness
+from server.read.governance import GovernanceQueries
 from server.read.projector import Projector
 from server.read.queries import Queries, worker_queries
+from server.read.snapshot_cache import RewriteAwareTextCache
 from server.read.workers import KINDS, ReadPool
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
@@ -131,10 +135,16 @@ def create_app(settings: Settings) -> Starlette:
     queries = Queries(store, read_model, freshness, pool=read_pool,
                       max_diff_events=settings.max_diff_events,
                       cursors=CursorCodec(settings.secret))
+    snapshot_texts = RewriteAwareTextCache()  # forgets a document's texts when it is rewritten
+    queries.snapshot_texts = snapshot_texts
+    governance = GovernanceQueries(db, settings.deleted_retention_days)
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings, supervisor)
         projector.on_progress(freshness.notify)
+    # Compaction and purging on a schedule (off unless PALIMPSEST_MAINTENANCE_INTERVAL_SECONDS).
+    maintenance = Maintenance(store, read_model, write, None, keep_days=settings.keep_days,
+                              deleted_retention_days=settings.deleted_retention_days)
     metrics.watch(lambda: documents.open_count, lambda: rooms.connection_count)
 
     async def healthz(_request: Request) -> Response:
@@ -169,12 +179,16 @@ def create_app(settings: Settings) -> Starlette:
             supervisor.spawn("revocations", functools.partial(
                 revocations.follow, settings.revocation_refresh_seconds, sessions.revoke_here))
         await bus.start()
+        await bus.subscribe_all(queries.on_bus)
         documents.start()
         if projector is not None:
             await projector.start(bus)
+        if settings.role in WRITE_ROLES:
+            maintenance.start(settings.maintenance_interval_seconds)
         try:
             yield
         finally:
+            await maintenance.stop()
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")
@@ -194,9 +208,10 @@ def create_app(settings: Settings) -> Starlette:
         socket = DocumentSocket(settings, access, sessions, documents, rooms, write, store)
         routes.append(WebSocketRoute("/ws/{doc_id:whole}", socket.endpoint))
         routes += AccessRoutes(access, sessions).routes()
-        routes += CommandRoutes(access, write, queries).routes()
+        routes += CommandRoutes(access, write, queries, governance).routes()
+        routes += GovernanceRoutes(access, write, queries, governance).routes()
     if settings.role in READ_ROLES:
-        routes += QueryRoutes(access, queries).routes()
+        routes += QueryRoutes(access, queries, governance).routes()
         routes += client_routes(client_dist(settings))
     handlers: dict[Any, Any] = {
         PalimpsestError: error_response,

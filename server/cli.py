@@ -1,4 +1,5 @@
-"""`palimpsest serve | migrate | rebuild | token`."""
+"""`palimpsest serve | migrate | rebuild | token`, and the governance commands
+(`verify | compact | purge | export | import`: server.governance_cli)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import replace
 
 import uvicorn
 
+from server.governance_cli import add_commands as add_governance_commands
 from server.settings import Settings
 from server.tokens import secret_problem
 from storage.database import is_sqlite, sqlite_path
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p_create.add_argument("--role", required=True, choices=["read", "write", "admin"])
     p_create.add_argument("--ttl", type=float, required=True, help="seconds until it expires")
     p_create.set_defaults(func=create_token)
+    add_governance_commands(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -14,6 +14,8 @@
     ├── Forbidden                        403 / 4403
     ├── NotFound                         404 / 4404
     ├── Conflict                         409 / 4409
+    ├── Gone                             410 / 4410  the document was deleted (not retried)
+    ├── HistoryRewritten                 409 / 4500  an erasure rewrote it: reconnect, resync
     ├── Unavailable                      503 / 1013  storage unreachable: reconnect and resend
     └── ReadSideBehind                   504 / 1013  the read side did not reach ?min_seq in time
 
@@ -118,6 +120,23 @@ class Conflict(PalimpsestError):
     status = 409
     close_code = 4409
     code = "conflict"
+
+
+class Gone(PalimpsestError):
+    """The document was deleted: a stock client does not reconnect (4400-4499)."""
+
+    status = 410
+    close_code = 4410
+    code = "gone"
+
+
+class HistoryRewritten(PalimpsestError):
+    """The document's stored history was rewritten (an erasure): live copies are stale, so
+    its clients are closed with a code a stock client retries (4500-4599), and resync."""
+
+    status = 409
+    close_code = 4500
+    code = "history_rewritten"
 
 
 class Unavailable(PalimpsestError):

@@ -17,6 +17,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return float(env.get(name, default))
 
 
+def _optional_float(env: dict[str, str], name: str, default: float) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return None if raw.strip().lower() in ("never", "none", "off") else float(raw)
+
+
 def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
@@ -77,6 +84,12 @@ class Settings:
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
     client_dist: str | None = None
+    # Governance (docs/operations.md): the default retention policy (None: compact nothing
+    # unless a document has its own), how long a deleted document stays restorable, and how
+    # often the server compacts and purges on its own (0: never).
+    keep_days: float | None = 30.0
+    deleted_retention_days: float = 30.0
+    maintenance_interval_seconds: float = 0.0
     limits: Limits = field(default_factory=Limits)
     # Heavy reads (text at a seq, diffs): where they run and how many (server/read/workers.py)
     read_pool: str = "process"  # process | thread | off (on the event loop)
@@ -142,6 +155,10 @@ class Settings:
             ws_ping_interval=_float(env, "PALIMPSEST_WS_PING_INTERVAL", 20.0),
             ws_per_message_deflate=env.get("PALIMPSEST_WS_DEFLATE", "") in ("1", "true", "yes"),
             client_dist=env.get("PALIMPSEST_CLIENT_DIST") or None,
+            keep_days=_optional_float(env, "PALIMPSEST_KEEP_DAYS", 30.0),
+            deleted_retention_days=_float(env, "PALIMPSEST_DELETED_RETENTION_DAYS", 30.0),
+            maintenance_interval_seconds=_float(env, "PALIMPSEST_MAINTENANCE_INTERVAL_SECONDS",
+                                                0.0),
             limits=limits,
             read_pool=env.get("PALIMPSEST_READ_POOL", "process"),
             read_workers=_int(env, "PALIMPSEST_READ_WORKERS", default_read_workers()),

@@ -3,12 +3,13 @@
 Every append runs in one transaction that raises `documents.head_seq` first. That UPDATE takes
 the document row's lock (Postgres) or the database write lock (SQLite, `BEGIN IMMEDIATE`) and
 holds it to commit, so appenders to one document queue behind each other: seqs are handed out
-in commit order and a failed transaction gives its seqs back. A reader that polls
-`seq > last_seen` can therefore never skip an event: no later seq of that document becomes
-visible before an earlier one.
+in commit order and a failed transaction gives its seqs back. The same UPDATE returns the
+previous event's hash, so each event's hash (storage.chain) is chained in that order too. A
+reader that polls `seq > last_seen` can therefore never skip an event: no later seq of that
+document becomes visible before an earlier one.
 
-Times come from one clock, the database's (`database_now`), read inside the append statement
-once the document's lock is held: nodes whose clocks disagree still stamp one document's
+Times come from one clock, the database's (`database_now`), read once the document's lock is
+held, before the events are hashed: nodes whose clocks disagree still stamp one document's
 events in seq order, and `at_time` reads answer the right seq. (A store built with
 `database_clock=False` keeps the times its callers give: tests and imports of past history.)
 """
@@ -26,6 +27,7 @@ from sqlalchemy import Float, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import chain
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageUnavailable
 from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
@@ -45,21 +47,21 @@ def database_now(dialect: str) -> Any:
     return literal_column(PG_NOW if dialect == "postgresql" else SQLITE_NOW, Float)
 
 
-# $8: stamp with the database's clock (true) or keep the given times. The select list is
-# evaluated row by row after `head` has taken the document row's lock, so a later seq never
-# gets an earlier clock reading than the seq before it (barring the database's clock jumping).
-_PG_APPEND = f"""
-WITH head AS (
-    UPDATE documents SET head_seq = head_seq + $2 WHERE id = $1 RETURNING head_seq
+# Raising head_seq takes the document row's lock; the previous hash and the database's clock
+# are read under it, so a later seq never gets an earlier reading than the seq before it
+# (barring the database's clock jumping).
+_PG_LOCK_HEAD = f"""
+UPDATE documents SET head_seq = head_seq + $2 WHERE id = $1
+RETURNING head_seq, head_hash, {PG_NOW} AS now
+"""
+_PG_APPEND = """
+WITH appended AS (
+    INSERT INTO events (doc_id, seq, kind, payload, actor, time, meta, hash)
+    SELECT $1, e.seq, e.kind, e.payload, e.actor, e.time, e.meta::json, e.hash
+    FROM unnest($2::int8[], $3::text[], $4::bytea[], $5::text[], $6::float8[], $7::text[],
+                $8::bytea[]) AS e(seq, kind, payload, actor, time, meta, hash)
 )
-INSERT INTO events (doc_id, seq, kind, payload, actor, time, meta)
-SELECT $1, head.head_seq - $2 + e.ord, e.kind, e.payload, e.actor,
-       CASE WHEN $8::bool THEN {PG_NOW} ELSE e.time END, e.meta::json
-FROM head,
-     unnest($3::text[], $4::bytea[], $5::text[], $6::float8[], $7::text[])
-         WITH ORDINALITY AS e(kind, payload, actor, time, meta, ord)
-ORDER BY e.ord
-RETURNING seq, time
+UPDATE documents SET head_hash = $9 WHERE id = $1
 """
 
 
@@ -72,7 +74,11 @@ def _event(row: Any) -> EventRecord:
         actor=row.actor,
         time=row.time,
         meta=row.meta or {},
+        hash=bytes(row.hash),
     )
+
+
+event_record = _event  # for the other storage modules that read events
 
 
 class EventStore:
@@ -113,17 +119,17 @@ class EventStore:
         if self.db.dialect == "postgresql":
             return await self._append_postgres(conn, doc_id, new)
         # Raising head_seq first is what serialises appenders (see the module docstring).
-        head = (
+        row = (
             await conn.execute(
                 update(documents)
                 .where(documents.c.id == doc_id)
                 .values(head_seq=documents.c.head_seq + len(new))
-                .returning(documents.c.head_seq)
+                .returning(documents.c.head_seq, documents.c.head_hash)
             )
-        ).scalar_one_or_none()
-        if head is None:
+        ).first()
+        if row is None:
             raise DocumentNotFound(doc_id)
-        first = head - len(new) + 1
+        first = row.head_seq - len(new) + 1
         stamp: float | None = None
         if self.database_clock:
             # Under the write lock (BEGIN IMMEDIATE): never earlier than the previous event,
@@ -138,6 +144,8 @@ class EventStore:
                         e.time if stamp is None else stamp, e.meta)
             for i, e in enumerate(new)
         ]
+        # The hash chain, on the previous hash read under the same lock (storage.chain).
+        records = chain.link(row.head_hash, records)
         await conn.execute(
             events.insert(),
             [
@@ -149,32 +157,49 @@ class EventStore:
                     "actor": r.actor,
                     "time": r.time,
                     "meta": r.meta,
+                    "hash": r.hash,
                 }
                 for r in records
             ],
+        )
+        await conn.execute(
+            update(documents).where(documents.c.id == doc_id).values(head_hash=records[-1].hash)
         )
         return records
 
     async def _append_postgres(
         self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
     ) -> list[EventRecord]:
-        # The hot path: one statement, one round trip, whatever the batch size. Run outside an
-        # explicit transaction it is atomic on its own: the UPDATE in the CTE takes the row
-        # lock and raises head_seq, the INSERT hands out the seqs, and both commit together.
+        # Two statements in one transaction, whatever the batch size: raising head_seq takes
+        # the row lock and returns the previous hash; the insert and the new head hash follow.
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         try:
-            rows = await driver.fetch(
-                _PG_APPEND,
-                doc_id,
-                len(new),
-                [e.kind for e in new],
-                [e.payload for e in new],
-                [e.actor for e in new],
-                [e.time for e in new],
-                [json.dumps(e.meta) if e.meta else "{}" for e in new],
-                self.database_clock,
-            )
+            async with driver.transaction():
+                head = await driver.fetchrow(_PG_LOCK_HEAD, doc_id, len(new))
+                if head is None:
+                    raise DocumentNotFound(doc_id)
+                first = head["head_seq"] - len(new) + 1
+                stamp = float(head["now"]) if self.database_clock else None
+                records = [
+                    EventRecord(doc_id, first + i, e.kind, e.payload, e.actor,
+                                e.time if stamp is None else stamp, e.meta)
+                    for i, e in enumerate(new)
+                ]
+                # The hash chain, on the previous hash read under the same lock.
+                records = chain.link(head["head_hash"], records)
+                await driver.execute(
+                    _PG_APPEND,
+                    doc_id,
+                    [r.seq for r in records],
+                    [r.kind for r in records],
+                    [r.payload for r in records],
+                    [r.actor for r in records],
+                    [r.time for r in records],
+                    [json.dumps(r.meta) if r.meta else "{}" for r in records],
+                    [r.hash for r in records],
+                    records[-1].hash,
+                )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Raw driver errors bypass SQLAlchemy: drop the connection from the pool ourselves
             # (db.write() then translates the error).
@@ -190,14 +215,7 @@ class EventStore:
             # Cancelled mid-statement, the connection is left mid-protocol: drop it.
             await conn.invalidate()
             raise
-        if not rows:
-            raise DocumentNotFound(doc_id)
-        times = {row[0]: row[1] for row in rows}
-        first = min(times)
-        return [
-            EventRecord(doc_id, first + i, e.kind, e.payload, e.actor, times[first + i], e.meta)
-            for i, e in enumerate(new)
-        ]
+        return records
 
     async def read(
         self, doc_id: str, after_seq: int = 0, until_seq: int | None = None

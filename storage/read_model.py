@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
 from storage.event_store import database_now
+from storage.lifecycle import Deletion, save_deletion
 from storage.records import SnapshotRecord
 from storage.schema import (
     READ_MODEL_TABLES,
@@ -106,6 +107,8 @@ class ProjectionBatch:
     versions: list[VersionRow] = field(default_factory=list)
     view: ViewRow | None = None
     snapshots: list[SnapshotRecord] = field(default_factory=list)
+    deletion_changed: bool = False  # the document was deleted (deletion) or undeleted (None)
+    deletion: Deletion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,8 @@ class ReadModel:
                         time=snap.time)
                 .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
             )
+        if batch.deletion_changed:
+            await save_deletion(conn, doc_id, batch.deletion)
 
     async def reset(self) -> None:
         """Drop and recreate every read-model table, and forget every snapshot."""

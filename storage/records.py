@@ -28,6 +28,7 @@ class EventRecord:
     actor: str
     time: float
     meta: dict[str, Any]
+    hash: bytes = b""  # the chain hash (storage.chain); empty only before the append links it
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ documents = Table(
     # Highest seq appended; raised under the row lock by every append.
     Column("head_seq", BigInteger, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
+    # The hash of the last event (storage.chain); NULL until the first. Set under the row lock.
+    Column("head_hash", LargeBinary, nullable=True),
 )
 
 events = Table(
@@ -40,8 +42,16 @@ events = Table(
     Column("actor", Text, nullable=False),
     Column("time", Float, nullable=False),
     Column("meta", JSON, nullable=False),
+    # SHA-256 chained over the previous event's hash and this one's content (storage.chain).
+    Column("hash", LargeBinary, nullable=False),
 )
 Index("ix_events_doc_time", events.c.doc_id, events.c.time)
+# The few events that say what a document is (deleted or not, its retention policy): the write
+# side reads the latest of them without scanning the log.
+GOVERNANCE_KINDS = ("delete", "undelete", "retention")
+Index("ix_events_governance", events.c.doc_id, events.c.seq,
+      sqlite_where=events.c.kind.in_(GOVERNANCE_KINDS),
+      postgresql_where=events.c.kind.in_(GOVERNANCE_KINDS))
 
 # Snapshots serve both sides: rooms load from the latest one, the read side reads any seq
 # from the nearest one at or below it. A pure function of the log, so rebuild may drop it.
@@ -126,7 +136,20 @@ document_views = Table(
 )
 Index("ix_document_views_updated", document_views.c.updated_at, document_views.c.doc_id)
 
-READ_MODEL_TABLES = (projector_checkpoints, text_changes, revisions, versions, document_views)
+# Deleted documents (a row while the last delete is not undone): the queries hide them from
+# everyone but admins, and list them for admins.
+document_lifecycle = Table(
+    "document_lifecycle",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("deleted_at", Float, nullable=False),
+    Column("deleted_by", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # of the DocumentDeleted event
+)
+
+
+READ_MODEL_TABLES = (projector_checkpoints, text_changes, revisions, versions, document_views,
+                     document_lifecycle)
 
 # Access: revoked (document, user) pairs, kept with the latest time each was revoked. Not a
 # projection of the log (revoking appends no event), so rebuild leaves it alone.

@@ -1,4 +1,4 @@
-"""Dependencies run one way (docs/architecture.md, invariant 10), read from the imports.
+"""Dependencies run one way (docs/architecture.md, invariant 11), read from the imports.
 
 Every `import` in server/ and storage/ is parsed (inside functions and TYPE_CHECKING blocks
 too), and the rules are checked on what each side reaches, directly or through the modules it

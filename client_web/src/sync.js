@@ -34,6 +34,7 @@ const closeReason = ({ code, reason }) => {
   if (code === 4401) return 'You need a valid access token to open this document.'
   if (code === 4403) return 'You do not have access to this document.'
   if (code === 4404) return 'This document does not exist, and your access cannot create it.'
+  if (code === 4410) return 'This document was deleted. An administrator can restore it for a while.'
   if (code === 1009) return 'A change was too large for the server to save. Copy your text somewhere safe and reload.'
   if (reason) return `The server closed the connection: ${reason}`
   return `The server closed the connection (code ${code}).`

@@ -14,6 +14,7 @@ from server.errors import BadRequest, Forbidden
 from server.events import DocumentCreated, DocumentRenamed, VersionNamed, decode
 from server.http.params import body_int, json_body, path_doc_id
 from server.http.query_routes import DOC, reply
+from server.read.governance import GovernanceQueries
 from server.read.queries import MAX_REVISION, Queries, iso
 from server.write.commands import CreateDocument, NameVersion, RenameDocument, RestoreRevision
 from server.write.handlers import WriteSide
@@ -25,10 +26,12 @@ def new_document_id() -> str:
 
 
 class CommandRoutes:
-    def __init__(self, access: Access, write: WriteSide, queries: Queries) -> None:
+    def __init__(self, access: Access, write: WriteSide, queries: Queries,
+                 governance: GovernanceQueries) -> None:
         self.access = access
         self.write = write
         self.queries = queries  # to name a revision's end seq for a restore by revision
+        self.governance = governance  # the seq that answers for one a compaction absorbed
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -76,7 +79,8 @@ class CommandRoutes:
         name = body.get("name")
         if not isinstance(name, str):
             raise BadRequest("name must be a string")
-        record = await self.write.execute(NameVersion(doc_id, body_int(body, "seq"), name, actor))
+        seq = (await self.governance.resolve(doc_id, body_int(body, "seq"))).seq
+        record = await self.write.execute(NameVersion(doc_id, seq, name, actor))
         event = decode(record)
         assert isinstance(event, VersionNamed)
         return reply({"seq": event.seq, "name": event.name, "actor": actor,
@@ -90,6 +94,6 @@ class CommandRoutes:
             revision = body_int(body, "revision", high=MAX_REVISION)
             seq = await self.queries.revision_end(doc_id, revision)
         else:
-            seq = body_int(body, "seq")
+            seq = (await self.governance.resolve(doc_id, body_int(body, "seq"))).seq
         record = await self.write.execute(RestoreRevision(doc_id, seq, actor, revision))
         return reply({"seq": record.seq, "restored_from": seq}, record.seq)

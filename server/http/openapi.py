@@ -44,7 +44,10 @@ ERRORS = {
         "schema": _ref("Error")}}},
     "404": {"description": "unknown document or seq", "content": {"application/json": {
         "schema": _ref("Error")}}},
+    "410": {"description": "the document was deleted (answered to all but its admins)",
+            "content": {"application/json": {"schema": _ref("Error")}}},
 }
+ADMIN = {"403": {"description": "needs the admin role on the document"}}
 
 
 BUSY = {"503": {"description": "every read worker is busy: retry after `Retry-After` seconds",
@@ -64,7 +67,18 @@ SCHEMAS: Json = {
     "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
     "DocumentListItem": _obj({"id": STR, "title": STR, "seq": INT, "updated_at": TIME,
                               "size": INT, "contributors": {"type": "array", "items": STR}}),
-    "Document": _obj({"id": STR, "title": STR, "seq": INT, "text": STR, "updated_at": TIME}),
+    "Document": _obj({
+        "id": STR, "title": STR, "seq": INT, "text": STR, "updated_at": TIME,
+        "head_hash": {"type": ["string", "null"], "description":
+                      "hex SHA-256: the log's hash chain after event `seq` (64 zeros at 0)"},
+        "absorbed": {**_ref("Absorbed"), "description":
+                     "only when `at` named a seq a compaction absorbed"},
+        "deleted": {**_ref("Deleted"), "description":
+                    "only for a deleted document (only its admins can read it)"},
+    }, ["id", "title", "seq", "text", "updated_at"]),
+    "Absorbed": _obj({"seq": INT, "from_seq": INT, "to_seq": INT}),
+    "Deleted": _obj({"id": STR, "title": STR, "deleted_at": TIME, "deleted_by": STR, "seq": INT,
+                     "purge_after": TIME}),
     "Revision": _obj({"number": INT, "from_seq": INT, "to_seq": INT,
                       "authors": {"type": "array", "items": STR}, "started_at": TIME,
                       "ended_at": TIME, "inserted": INT, "deleted": INT}),
@@ -92,10 +106,14 @@ def schema() -> Json:
         "paths": {
             "/api/documents": {
                 "get": {
-                    "summary": "List documents, newest edit first",
-                    "parameters": [LIMIT, CURSOR],
+                    "summary": "List documents, newest edit first (deleted ones left out); "
+                               "with deleted=1, the deleted documents the caller administers",
+                    "parameters": [LIMIT, CURSOR, _param(
+                        "deleted", "query", {"enum": ["1"]},
+                        "list the deleted documents instead (admins)")],
                     "responses": _answer(_obj({
-                        "items": {"type": "array", "items": _ref("DocumentListItem")},
+                        "items": {"type": "array", "items": {"oneOf": [
+                            _ref("DocumentListItem"), _ref("Deleted")]}},
                         "next": NULLABLE_STR})),
                 },
                 "post": {
@@ -110,7 +128,8 @@ def schema() -> Json:
                     "summary": "One document, now or at a seq or a time",
                     "parameters": [
                         DOC_ID,
-                        _param("at", "query", INT, "the seq to read the document at"),
+                        _param("at", "query", INT, "the seq to read the document at (a seq a "
+                               "compaction absorbed answers with the end of its run)"),
                         _param("at_time", "query", TIME,
                                "ISO 8601; the document as of the last event at or before it"),
                         MIN_SEQ,
@@ -124,6 +143,67 @@ def schema() -> Json:
                     "requestBody": _body(_obj({"title": STR})),
                     "responses": _answer(_obj({"id": STR, "title": STR, "seq": INT,
                                                "updated_at": TIME})),
+                },
+                "delete": {
+                    "summary": "Delete (a command, admins): live connections closed with "
+                               "4410, the document hidden and restorable until purged",
+                    "parameters": [DOC_ID],
+                    "requestBody": {"required": False, "content": {"application/json": {
+                        "schema": _obj({"reason": STR}, [])}}},
+                    "responses": {**_answer(_obj({
+                        "id": STR, "seq": INT, "deleted_at": TIME, "deleted_by": STR,
+                        "purge_after": TIME})), **ADMIN},
+                },
+            },
+            doc + "/undelete": {
+                "post": {
+                    "summary": "Bring a deleted document back whole (a command, admins)",
+                    "parameters": [DOC_ID],
+                    "responses": {**_answer(_obj({"id": STR, "seq": INT,
+                                                  "undeleted_at": TIME})),
+                                  "409": {"description": "not deleted"}, **ADMIN},
+                },
+            },
+            doc + "/erase": {
+                "post": {
+                    "summary": "Erase the content of a seq range's events, or of every event "
+                               "of one actor (a command, admins): placeholders of the same "
+                               "length everywhere, the chain re-linked, an `erasure` event "
+                               "recorded, live clients reconnected (4500)",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body({"oneOf": [
+                        _obj({"from_seq": INT, "to_seq": INT, "reason": STR}),
+                        _obj({"actor": STR, "reason": STR})]}),
+                    "responses": {**_answer(_obj({
+                        "id": STR, "seq": INT, "erased": INT, "rechained_from": INT,
+                        "head_hash": STR, "erased_at": TIME, "from_seq": INT, "to_seq": INT,
+                        "actor": STR}, ["id", "seq", "erased", "rechained_from", "head_hash",
+                                        "erased_at"])),
+                        "409": {"description": "the range cuts a compacted event, or history "
+                                               "changed meanwhile"}, **ADMIN},
+                },
+            },
+            doc + "/revoke": {
+                "post": {
+                    "summary": "Cut a user off the document (admins): their live connections "
+                               "closed with 4403, their tokens minted before now refused",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body(_obj({"user": STR})),
+                    "responses": {**_answer(_obj({"doc_id": STR, "user": STR,
+                                                  "revoked_at": {"type": "number"},
+                                                  "closed": INT})), **ADMIN},
+                },
+            },
+            doc + "/retention": {
+                "put": {
+                    "summary": "Set the document's retention policy (a command, admins): keep "
+                               "every event for keep_days days, then compact; null: the "
+                               "server's default",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body(_obj({"keep_days": {"type": ["number", "null"]}})),
+                    "responses": {**_answer(_obj({"id": STR, "seq": INT,
+                                                  "keep_days": {"type": ["number", "null"]}})),
+                                  **ADMIN},
                 },
             },
             doc + "/revisions": {

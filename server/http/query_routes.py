@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -10,9 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.auth import Access
-from server.errors import BadRequest
+from server.errors import BadRequest, Gone
 from server.http.errors import error_json
 from server.http.params import limit, path_doc_id, query_int, required_int
+from server.read.governance import GovernanceQueries
 from server.read.queries import Json, Queries
 from server.read.workers import ReadsBusy
 
@@ -35,10 +36,15 @@ async def heavy(read: Awaitable[Json]) -> Json | Response:
         return response
 
 
+def flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
 class QueryRoutes:
-    def __init__(self, access: Access, queries: Queries) -> None:
+    def __init__(self, access: Access, queries: Queries, governance: GovernanceQueries) -> None:
         self.access = access
         self.queries = queries
+        self.governance = governance
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -50,60 +56,88 @@ class QueryRoutes:
             Route(DOC + "/events", self.list_events, methods=["GET"]),
         ]
 
-    def _readable(self, request: Request) -> str:
+    async def _readable(self, request: Request) -> str:
+        """The document asked for, if the caller may read it: a deleted one is Gone (410) to
+        everyone but its admins."""
         doc_id = path_doc_id(request)
-        self.access.require(request, doc_id, "read")
+        principal = self.access.require(request, doc_id, "read")
+        if not principal.is_admin and await self.governance.deleted(doc_id) is not None:
+            raise Gone(f"document {doc_id!r} was deleted")
         return doc_id
 
     async def list_documents(self, request: Request) -> Response:
         principal = self.access.require(request, None)
-        # Only the documents this caller may read, filtered before paginating: neither the
-        # items nor the opaque `next` cursor name any other (a page may come out short).
-        readable = None if principal.grants is None else (
-            lambda doc_id: principal.role_for(doc_id) is not None)
+        if flag(request, "deleted"):
+            # The deleted documents, for their admins only.
+            deleted = await self.governance.deleted_documents()
+            return reply({"items": [item for item in deleted
+                                    if principal.role_for(item["id"]) == "admin"],
+                          "next": None})
+        hidden = {item["id"] for item in await self.governance.deleted_documents()}
+        # Only the documents this caller may read, none deleted, filtered before paginating:
+        # neither the items nor the opaque `next` cursor name any other (a page may come out
+        # short).
+        readable: Callable[[str], bool] | None = None
+        if principal.grants is not None or hidden:
+            def readable(doc_id: str) -> bool:
+                return doc_id not in hidden and principal.role_for(doc_id) is not None
         answer = await self.queries.list_documents(
             limit(request), request.query_params.get("cursor") or None, readable)
         return reply(answer)
 
     async def get_document(self, request: Request) -> Response:
-        doc_id = self._readable(request)
+        doc_id = await self._readable(request)
         at = query_int(request, "at")
         at_time = request.query_params.get("at_time")
         min_seq = query_int(request, "min_seq")
         if at is not None and at_time:
             raise BadRequest("give at or at_time, not both")
+        absorbed = None
         if at is not None:
-            answer = await heavy(self.queries.document_at(doc_id, at))
+            # A seq a compaction absorbed answers with the state at the end of its run.
+            resolved = await self.governance.resolve(doc_id, at)
+            answer = await heavy(self.queries.document_at(doc_id, resolved.seq))
+            absorbed = resolved.absorbed
         elif at_time:
             answer = await heavy(self.queries.document_at_time(doc_id, at_time))
         else:
             answer = await self.queries.document(doc_id, min_seq)
         if isinstance(answer, Response):
             return answer
+        if absorbed is not None:
+            answer["absorbed"] = absorbed
+        answer["head_hash"] = await self.governance.hash_at(doc_id, answer["seq"])
+        deletion = await self.governance.deletion(doc_id)
+        if deletion is not None:  # only its admins get this far
+            answer["deleted"] = deletion
         return reply(answer, answer["seq"])
 
     async def list_revisions(self, request: Request) -> Response:
-        doc_id = self._readable(request)
+        doc_id = await self._readable(request)
         answer = await self.queries.revisions(
             doc_id, limit(request), request.query_params.get("cursor") or None,
             query_int(request, "min_seq"))
         return reply(answer, answer["seq"])
 
     async def list_versions(self, request: Request) -> Response:
-        doc_id = self._readable(request)
+        doc_id = await self._readable(request)
         answer = await self.queries.versions(doc_id, query_int(request, "min_seq"))
         return reply(answer, answer["seq"])
 
     async def get_diff(self, request: Request) -> Response:
-        doc_id = self._readable(request)
-        answer = await heavy(self.queries.diff(
-            doc_id, required_int(request, "from"), required_int(request, "to")))
+        doc_id = await self._readable(request)
+        start = await self.governance.resolve(doc_id, required_int(request, "from"))
+        end = await self.governance.resolve(doc_id, required_int(request, "to"))
+        answer = await heavy(self.queries.diff(doc_id, start.seq, end.seq))
         if isinstance(answer, Response):
             return answer
+        absorbed = [r.absorbed for r in (start, end) if r.absorbed is not None]
+        if absorbed:
+            answer["absorbed"] = absorbed
         return reply(answer, answer["to"])
 
     async def list_events(self, request: Request) -> Response:
-        doc_id = self._readable(request)
+        doc_id = await self._readable(request)
         after = query_int(request, "after", 0)
         assert after is not None
         answer = await self.queries.events(doc_id, after, limit(request))

@@ -14,17 +14,21 @@ from typing import Any
 from pycrdt import Doc, Text
 
 from server.events import (
+    Absorbed,
     DocumentCreated,
+    DocumentDeleted,
     DocumentRenamed,
+    DocumentUndeleted,
     RevisionRestored,
-    UnknownEvent,
     UpdateApplied,
     VersionNamed,
+    absorbed_from,
     decode,
 )
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
 from server.ydoc import History, PendingUpdates, replay
+from storage.lifecycle import Deletion
 from storage.read_model import ChangeRow, ProjectionBatch, RevisionRow, VersionRow, ViewRow
 from storage.records import EventRecord, SnapshotRecord
 
@@ -95,14 +99,18 @@ class DocumentProjection:
 
     def apply(self, event: EventRecord, batch: ProjectionBatch) -> None:
         """Fold one event into the projection, adding the rows it produces to `batch`."""
-        if event.seq != self.seq + 1:
+        # A compacted event follows the seq before the first one it absorbed.
+        if absorbed_from(event) != self.seq + 1:
             raise ValueError(f"{self.doc_id}: event {event.seq} after {self.seq}")
         view = self.view
-        if event.seq == 1:
-            view.created_at = event.time
-        match decode(event):
-            case UpdateApplied(update):
-                self._fold_update(event, update, batch, restore=False)
+        previous = self.seq
+        decoded = decode(event)
+        if previous == 0:  # the log's first event (or the run a compaction merged it into)
+            absorbed = decoded.absorbed if isinstance(decoded, UpdateApplied) else None
+            view.created_at = event.time if absorbed is None else absorbed.first_time
+        match decoded:
+            case UpdateApplied(update, absorbed):
+                self._fold_update(event, update, batch, restore=False, absorbed=absorbed)
             case RevisionRestored(update):
                 self._fold_update(event, update, batch, restore=True)
             case DocumentCreated(title) | DocumentRenamed(title):
@@ -111,29 +119,45 @@ class DocumentProjection:
             case VersionNamed(seq, name):
                 batch.versions.append(
                     VersionRow(self.doc_id, event.seq, seq, name, event.actor, event.time))
-            case UnknownEvent():
-                pass
+            case DocumentDeleted():
+                batch.deletion = Deletion(event.time, event.actor, event.seq)
+                batch.deletion_changed = True
+            case DocumentUndeleted():
+                batch.deletion = None
+                batch.deletion_changed = True
+            case _:
+                pass  # events that change nothing people read (retention, audit records)
         self.seq = event.seq
         # Structs pending on missing dependencies are stored in the snapshot too
-        # (server/ydoc.py): yrs leaves them out of what the doc encodes.
-        if self.snapshot_every > 0 and event.seq % self.snapshot_every == 0:
+        # (server/ydoc.py): yrs leaves them out of what the doc encodes. Seqs a compaction
+        # absorbed are missing: a snapshot is due when a multiple is passed.
+        if (self.snapshot_every > 0
+                and event.seq // self.snapshot_every > previous // self.snapshot_every):
             batch.snapshots.append(
                 SnapshotRecord(self.doc_id, event.seq, self.pending.snapshot_state(self.doc),
                                self.text_now(), event.time)
             )
 
     def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,
-                     restore: bool) -> None:
+                     restore: bool, absorbed: Absorbed | None = None) -> None:
         ops = self._apply_update(event, update)
         inserted, deleted = counts(ops)
         batch.changes.append(
             ChangeRow(event.seq, event.actor, [list(op) for op in ops], inserted, deleted)
         )
-        revision = extend(
-            self.revision, seq=event.seq, actor=event.actor, time=event.time,
-            kind=RESTORE if restore else EDIT, inserted=inserted, deleted=deleted,
-            rules=self.rules,
-        )
+        if absorbed is None:
+            revision = extend(
+                self.revision, seq=event.seq, actor=event.actor, time=event.time,
+                kind=RESTORE if restore else EDIT, inserted=inserted, deleted=deleted,
+                rules=self.rules,
+            )
+        else:  # grouped as the run it stands for was (server.read.revisions)
+            revision = extend(
+                self.revision, seq=event.seq, actor=event.actor, time=event.time, kind=EDIT,
+                inserted=absorbed.inserted, deleted=absorbed.deleted, rules=self.rules,
+                first_seq=absorbed.from_seq, first_time=absorbed.first_time,
+                events=absorbed.events,
+            )
         self.revision = revision
         row = _revision_row(self.doc_id, revision)
         if batch.revisions and batch.revisions[-1].number == revision.number:

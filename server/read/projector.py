@@ -269,8 +269,10 @@ class Projector:
             try:
                 saved = await self._project_batch(doc_id, checkpoint, head)
             except LeaseLost:
-                self._forget(doc_id)  # another projector has it now
-                return
+                # Another projector has it now (the claim below finds so and stops), or a
+                # history rewrite reset its checkpoint (the claim starts it again from 0).
+                self._forget(doc_id)
+                continue
             except StorageError:
                 self._forget(doc_id)  # memory may be ahead of the database
                 raise

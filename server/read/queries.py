@@ -18,7 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from server.bus import EVENT, BusMessage
 from server.errors import BadRequest, NotFound, TooLarge
+from server.events import REWRITES
 from server.read.cursors import CursorCodec
 from server.read.diff import attributed_diff
 from server.read.freshness import Freshness
@@ -92,6 +94,10 @@ class TextCache:
             self._texts.move_to_end(key)
         return text
 
+    def forget(self, doc_id: str) -> None:
+        for key in [k for k in self._texts if k[0] == doc_id]:
+            self._chars -= len(self._texts.pop(key))
+
     def put(self, key: tuple[str, int], text: str) -> None:
         if key in self._texts or len(text) > self.max_chars:
             return
@@ -111,11 +117,17 @@ class ChangeCache:
 
     def __init__(self, max_rows: int = 100_000) -> None:
         self.max_rows = max_rows
-        self._chunks: OrderedDict[tuple[str, int], list[ChangeRow]] = OrderedDict()
+        # By (doc_id, the document's rewrite generation, chunk): rows a read in flight across
+        # a rewrite brings back land under the old generation, which nothing reads again.
+        self._chunks: OrderedDict[tuple[str, int, int], list[ChangeRow]] = OrderedDict()
         self._rows = 0
 
+    def forget(self, doc_id: str) -> None:
+        for key in [k for k in self._chunks if k[0] == doc_id]:
+            self._rows -= len(self._chunks.pop(key))
+
     async def changes(self, read_model: ReadModel, doc_id: str, after: int,
-                      until: int) -> list[ChangeRow]:
+                      until: int, generation: int = 0) -> list[ChangeRow]:
         """read_model.changes(doc_id, after, until), whole chunks from the cache; `until`
         must be at most the read side's checkpoint."""
         chunk = self.CHUNK
@@ -125,17 +137,18 @@ class ChangeCache:
             return await read_model.changes(doc_id, after, until)
         out = await read_model.changes(doc_id, after, first * chunk)
         for k in range(first, last):
-            rows = self._chunks.get((doc_id, k))
+            key = (doc_id, generation, k)
+            rows = self._chunks.get(key)
             if rows is None:
                 rows = await read_model.changes(doc_id, k * chunk, (k + 1) * chunk)
-                self._put((doc_id, k), rows)
+                self._put(key, rows)
             else:
-                self._chunks.move_to_end((doc_id, k))
+                self._chunks.move_to_end(key)
             out += rows
         out += await read_model.changes(doc_id, last * chunk, until)
         return out
 
-    def _put(self, key: tuple[str, int], rows: list[ChangeRow]) -> None:
+    def _put(self, key: tuple[str, int, int], rows: list[ChangeRow]) -> None:
         self._chunks[key] = rows
         self._rows += len(rows)
         while self._rows > self.max_rows:
@@ -161,6 +174,27 @@ class Queries:
         self.cursors = cursors or CursorCodec(None)
         self.snapshot_texts = TextCache()
         self.change_chunks = ChangeCache()
+        # Bumped when a document's history is rewritten (an erasure, a compaction): the read
+        # workers' caches of it are dropped when a job carries a newer generation.
+        self.generations: dict[str, int] = {}
+
+    def forget(self, doc_id: str) -> None:
+        """The document's history was rewritten: nothing cached of it holds any more."""
+        self.generations[doc_id] = self.generations.get(doc_id, 0) + 1
+        self.snapshot_texts.forget(doc_id)
+        self.change_chunks.forget(doc_id)
+
+    def on_bus(self, message: BusMessage) -> None:
+        """Another node (or this one) rewrote a document's history: forget it here."""
+        if message.kind == EVENT and message.event_kind in REWRITES:
+            self.forget(message.doc_id)
+
+    def adopt(self, doc_id: str, generation: int) -> None:
+        """In a read worker: a job from the server carries the document's generation."""
+        if self.generations.get(doc_id, 0) != generation:
+            self.generations[doc_id] = generation
+            self.snapshot_texts.forget(doc_id)
+            self.change_chunks.forget(doc_id)
 
     async def _heavy(self, job: Job[T], *args: Any) -> T:
         """job(queries, *args) in the read pool's workers, or here when there is none."""
@@ -257,7 +291,8 @@ class Queries:
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
         position = await self._position(doc_id, seq)
-        text = "" if seq == 0 else await self._heavy(_text_job, doc_id, seq, position)
+        text = "" if seq == 0 else await self._heavy(_text_job, doc_id, seq, position,
+                                                          self.generations.get(doc_id, 0))
         when = position.event_time if position.event_time is not None else position.created_at
         return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
                 "updated_at": iso(when)}
@@ -364,12 +399,14 @@ class Queries:
                 f"this diff spans {to_seq - from_seq} events; one diff may span at most "
                 f"{self.max_diff_events}: ask for a shorter range, or read the texts at "
                 "both seqs (GET /api/documents/{id}?at=SEQ)")
-        return await self._heavy(_diff_job, doc_id, from_seq, to_seq)
+        return await self._heavy(_diff_job, doc_id, from_seq, to_seq,
+                                 self.generations.get(doc_id, 0))
 
     async def diff_here(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
         """The diff, computed in this process (once the read side has reached to_seq)."""
         base = await self.text_at(doc_id, from_seq)
-        changes = await self.change_chunks.changes(self.read_model, doc_id, from_seq, to_seq)
+        changes = await self.change_chunks.changes(self.read_model, doc_id, from_seq, to_seq,
+                                                   self.generations.get(doc_id, 0))
         runs = attributed_diff(base, ((c.actor, c.ops) for c in changes))
         return {
             "from": from_seq,
@@ -394,11 +431,15 @@ class Queries:
 # The heavy reads, as jobs for the read pool's workers (module-level: pickled by name).
 
 
-async def _text_job(queries: Queries, doc_id: str, seq: int, position: Position) -> str:
+async def _text_job(queries: Queries, doc_id: str, seq: int, position: Position,
+                    generation: int) -> str:
+    queries.adopt(doc_id, generation)
     return await queries.text_at(doc_id, seq, position)
 
 
-async def _diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int) -> Json:
+async def _diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int,
+                    generation: int) -> Json:
+    queries.adopt(doc_id, generation)
     return await queries.diff_here(doc_id, from_seq, to_seq)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.retention import Segment
+
 
 @dataclass(frozen=True, slots=True)
 class ApplyUpdate:
@@ -50,4 +52,49 @@ class RestoreRevision:
     revision: int | None = None  # set when the caller chose a revision (for the record)
 
 
-Command = ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision
+@dataclass(frozen=True, slots=True)
+class DeleteDocument:
+    """Hide the document: its connections closed for good, restorable until purged."""
+
+    doc_id: str
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UndeleteDocument:
+    doc_id: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRetention:
+    doc_id: str
+    keep_days: float | None  # None: back to the server's default
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class EraseHistory:
+    """Erase the content of a seq range's events, or of every event of one actor."""
+
+    doc_id: str
+    actor: str
+    reason: str
+    from_seq: int | None = None
+    to_seq: int | None = None
+    erased_actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompactHistory:
+    """Merge each planned run of old edits into one event (server.retention)."""
+
+    doc_id: str
+    actor: str
+    before_time: float
+    segments: tuple[Segment, ...]
+
+
+Command = (ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision
+           | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory)

@@ -21,14 +21,17 @@ import time
 from dataclasses import dataclass
 
 from server.bus import EVENT, Bus, BusMessage
-from server.errors import PalimpsestError
+from server.errors import Gone, PalimpsestError
 from server.supervision import Supervisor
 from server.write.fanout import FanOut
+from server.write.lifecycle import DELETED_REASON
 from server.write.live_document import LiveDocument
 from server.write.writer import CatchUp, DocumentWriter
 from server.ydoc import read_history
 from storage.errors import StorageError
 from storage.event_store import EventStore
+from storage.history import save_snapshot_unless_rewritten
+from storage.lifecycle import deletion
 from storage.records import EventRecord, SnapshotRecord
 
 log = logging.getLogger(__name__)
@@ -127,8 +130,13 @@ class LiveDocuments:
     def open_count(self) -> int:
         return len(self._open)
 
-    async def acquire(self, doc_id: str) -> OpenDocument:
-        """The document, loaded if needed; pair with release()."""
+    async def acquire(self, doc_id: str, *, deleted_ok: bool = False) -> OpenDocument:
+        """The document, loaded if needed; pair with release(). Gone if it was deleted
+        (unless `deleted_ok`: the command that undeletes it)."""
+        # Only when it is not open here: deleting a document retires its open copies.
+        if (not deleted_ok and doc_id not in self._open
+                and await deletion(self.store.db, doc_id) is not None):
+            raise Gone(DELETED_REASON)
         opened = self._open.get(doc_id)
         if opened is None:
             pending = self._loading.get(doc_id)
@@ -203,7 +211,9 @@ class LiveDocuments:
                 latest = await self.store.snapshot_at_or_before(document.doc_id)
                 if latest is not None and latest.seq >= document.applied_seq:
                     return
-                await self.store.save_snapshot(snapshot)
+                # Refused if the log was rewritten after this copy's seq: it may hold erased
+                # text.
+                await save_snapshot_unless_rewritten(self.store.db, snapshot)
                 return
             except StorageError as exc:
                 # The first use of a pooled connection after a database restart fails: try
@@ -218,10 +228,25 @@ class LiveDocuments:
         opened = self._open.get(writer.doc_id)
         if opened is not None and opened.writer is writer:
             self._open.pop(writer.doc_id, None)
-            task = asyncio.create_task(self.bus.unsubscribe(writer.doc_id, opened.on_bus))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        else:
+            opened = None
+        # Its writer task ends once the batch in hand is done (nothing more is queued).
+        task = asyncio.create_task(self._drop(writer, opened))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         self.fanout.reset(writer.doc_id, error)
+
+    async def _drop(self, writer: DocumentWriter, opened: OpenDocument | None) -> None:
+        if opened is not None:
+            await self.bus.unsubscribe(writer.doc_id, opened.on_bus)
+        await writer.stop()
+
+    def retire(self, doc_id: str, error: PalimpsestError) -> None:
+        """Drop the document's live copy on this node, if open; its clients are closed with
+        `error`'s code (see DocumentWriter.retire)."""
+        opened = self._open.get(doc_id)
+        if opened is not None:
+            opened.writer.retire(error)
 
     def catch_up_all(self) -> None:
         for opened in list(self._open.values()):

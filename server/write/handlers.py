@@ -9,37 +9,64 @@ restore get their seqs, their fan-out and their acknowledgement the same way.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pycrdt import Doc, Text
 
-from server.errors import BadRequest, Conflict, NotFound
+from server.errors import BadRequest, Conflict, HistoryRewritten, NotFound, PalimpsestError
 from server.events import (
     DocumentCreated,
+    DocumentDeleted,
     DocumentRenamed,
+    DocumentUndeleted,
     Event,
+    HistoryCompacted,
+    HistoryErased,
+    RetentionSet,
     RevisionRestored,
     UpdateApplied,
     VersionNamed,
+    encode,
 )
 from server.write.commands import (
     ApplyUpdate,
     Command,
+    CompactHistory,
     CreateDocument,
+    DeleteDocument,
+    EraseHistory,
     NameVersion,
     RenameDocument,
     RestoreRevision,
+    SetRetention,
+    UndeleteDocument,
 )
+from server.write.compaction import plan_rewrite
 from server.write.documents import LiveDocuments
-from server.write.fanout import Origin
+from server.write.erasure import plan_erasure
+from server.write.fanout import Committed, Origin
+from server.write.lifecycle import REWRITTEN_REASON
 from server.write.live_document import LiveDocument
 from server.write.restore import plan_restore
-from server.write.validation import EMPTY_UPDATE, check_doc_id, clean_title, clean_version_name
+from server.write.validation import (
+    EMPTY_UPDATE,
+    check_doc_id,
+    clean_reason,
+    clean_title,
+    clean_version_name,
+)
 from server.write.writer import DocumentWriter, Proposal
 from server.ydoc import PendingUpdates, read_history, replay
 from storage.event_store import EventStore
+from storage.history import HistoryChanged, Rewrite, rewrite
+from storage.lifecycle import deletion
 from storage.records import EventRecord
+from storage.scrub import scrub
+
+MAX_KEEP_DAYS = 36_500.0
 
 
 def update_proposal(command: ApplyUpdate, origin: Origin | None = None) -> Proposal:
@@ -64,6 +91,11 @@ class WriteSide:
             RenameDocument: self._rename,
             NameVersion: self._name_version,
             RestoreRevision: self._restore,
+            DeleteDocument: self._delete,
+            UndeleteDocument: self._undelete,
+            SetRetention: self._set_retention,
+            EraseHistory: self._erase,
+            CompactHistory: self._compact,
         }
 
     def propose_update(self, writer: DocumentWriter, command: ApplyUpdate,
@@ -79,8 +111,8 @@ class WriteSide:
         return await handler(command)
 
     async def _propose(self, doc_id: str, decide: Callable[[LiveDocument], Event | None],
-                       actor: str) -> EventRecord | None:
-        opened = await self.documents.acquire(doc_id)
+                       actor: str, *, deleted_ok: bool = False) -> EventRecord | None:
+        opened = await self.documents.acquire(doc_id, deleted_ok=deleted_ok)
         try:
             done: asyncio.Future[EventRecord | None] = asyncio.get_running_loop().create_future()
             opened.writer.submit(Proposal(decide, actor, None, done=done))
@@ -144,6 +176,74 @@ class WriteSide:
         record = await self._propose(command.doc_id, decide, command.actor)
         assert record is not None
         return record
+
+    async def _delete(self, command: DeleteDocument) -> EventRecord:
+        """Through the writer like any command: the commit closes the live connections for
+        good (server.write.lifecycle) on every node; a deleted document is Gone to acquire."""
+        reason = clean_reason(command.reason, required=False)
+        await self._head(command.doc_id)
+        return await self._decided(command.doc_id, DocumentDeleted(reason), command.actor)
+
+    async def _undelete(self, command: UndeleteDocument) -> EventRecord:
+        await self._head(command.doc_id)
+        if await deletion(self.store.db, command.doc_id) is None:
+            raise Conflict(f"document {command.doc_id!r} is not deleted")
+        record = await self._propose(command.doc_id, lambda _document: DocumentUndeleted(),
+                                     command.actor, deleted_ok=True)
+        assert record is not None
+        return record
+
+    async def _set_retention(self, command: SetRetention) -> EventRecord:
+        keep = command.keep_days
+        if keep is not None and not (math.isfinite(keep) and 0 <= keep <= MAX_KEEP_DAYS):
+            raise BadRequest(f"keep_days must be from 0 to {MAX_KEEP_DAYS:.0f}, or null")
+        await self._head(command.doc_id)
+        return await self._decided(command.doc_id, RetentionSet(keep), command.actor)
+
+    async def _erase(self, command: EraseHistory) -> EventRecord:
+        """Rewrite the selected events' content in the log (placeholders), re-chain, record
+        who/when/why/which, reset the read side, and drop every live copy: its clients
+        reconnect to the rewritten state (server.write.erasure, storage.history)."""
+        reason = clean_reason(command.reason)
+        head = await self._head(command.doc_id)
+        plan = await plan_erasure(self.store, command.doc_id, head, from_seq=command.from_seq,
+                                  to_seq=command.to_seq, actor=command.erased_actor)
+        audit = encode(HistoryErased(reason, plan.events, command.from_seq, command.to_seq,
+                                     command.erased_actor), command.actor, time.time())
+        try:
+            done = await rewrite(self.store.db, Rewrite(command.doc_id, audit, plan.expected,
+                                                        plan.payloads, plan.metas))
+        except HistoryChanged as exc:
+            raise Conflict(f"{exc}; retry") from None
+        await self._rewritten(done.audit, HistoryRewritten(REWRITTEN_REASON))
+        # No byte of the old content left in SQLite's files (storage.scrub).
+        await scrub(self.store.db)
+        return done.audit
+
+    async def _compact(self, command: CompactHistory) -> EventRecord:
+        """Merge each planned run into one event (server.write.compaction). Every state the
+        live copies hold stays the same: they only catch up with the audit event."""
+        await self._head(command.doc_id)
+        plan = await plan_rewrite(self.store, command.doc_id, command.segments)
+        if not plan.merged:
+            raise Conflict(f"nothing left to compact in {command.doc_id!r}: plan again")
+        audit = encode(HistoryCompacted(command.before_time, plan.merged, plan.absorbed),
+                       command.actor, time.time())
+        try:
+            done = await rewrite(self.store.db, Rewrite(
+                command.doc_id, audit, plan.expected, plan.payloads, plan.metas, plan.removed))
+        except HistoryChanged as exc:
+            raise Conflict(f"{exc}; plan again") from None
+        await self._rewritten(done.audit, None)
+        return done.audit
+
+    async def _rewritten(self, audit: EventRecord, error: PalimpsestError | None) -> None:
+        """After a rewrite: drop this node's live copy (if `error`), and announce the audit
+        event like any commit (other nodes' live copies catch up with it, or drop theirs;
+        projectors wake and rebuild the document)."""
+        if error is not None:
+            self.documents.retire(audit.doc_id, error)
+        await self.documents.fanout.publish(audit.doc_id, [Committed(audit, None)])
 
     async def text_at(self, doc_id: str, seq: int) -> str:
         """The text after events 1..seq, straight from the log (the write side's own view)."""

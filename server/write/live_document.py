@@ -14,7 +14,7 @@ import logging
 from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
-from server.events import yjs_update
+from server.events import absorbed_from, yjs_update
 from server.ydoc import History, PendingUpdates, replay
 from storage.records import EventRecord
 
@@ -67,7 +67,8 @@ class LiveDocument:
         it was not the next seq (a duplicate is dropped, a gap refused: the caller reads it)."""
         if event.seq <= self.applied_seq:
             return False
-        if event.seq != self.applied_seq + 1:
+        # A compacted event stands for the seqs it absorbed: it may follow any of them.
+        if event.seq != self.applied_seq + 1 and absorbed_from(event) > self.applied_seq + 1:
             # Callers read the log from applied_seq on, so this is a bug: refuse, loudly,
             # rather than apply out of order. The next catch-up reads the gap.
             log.error("event %s/%s out of order: the document is at %s", self.doc_id,

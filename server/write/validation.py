@@ -15,6 +15,7 @@ EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletes
 DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 MAX_TITLE = 200
 MAX_VERSION_NAME = 200
+MAX_REASON = 1000
 
 
 def valid_doc_id(doc_id: object) -> bool:
@@ -40,6 +41,18 @@ def clean_version_name(name: object) -> str:
     cleaned = name.strip() if isinstance(name, str) else ""
     if not cleaned or len(cleaned) > MAX_VERSION_NAME:
         raise BadRequest(f"name must be 1-{MAX_VERSION_NAME} characters")
+    return cleaned
+
+
+def clean_reason(reason: object, *, required: bool = True) -> str:
+    """Why an admin deletes or erases: recorded in the audit event."""
+    cleaned = reason.strip() if isinstance(reason, str) else ""
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("reason must be a string")
+    if required and not cleaned:
+        raise BadRequest("reason is required")
+    if len(cleaned) > MAX_REASON:
+        raise BadRequest(f"reason is longer than {MAX_REASON} characters")
     return cleaned
 
 

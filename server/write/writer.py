@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from server.errors import InvalidUpdate, PalimpsestError, TaintingUpdate, Unavailable
 from server.events import Event, encode
 from server.write.fanout import Committed, FanOut, Origin
+from server.write.lifecycle import ends_live_copy
 from server.write.live_document import LiveDocument
 from server.write.update_guard import reencodes
 from storage.errors import StorageError
@@ -100,6 +101,7 @@ class DocumentWriter:
         self.failing_since: float | None = None  # monotonic: a commit has failed since then
         self.last_error = ""
         self._closing = False
+        self.retired: PalimpsestError | None = None  # why this copy serves no one any more
         self._catch_up_retry: asyncio.TimerHandle | None = None
         self._catch_up_failures = 0
 
@@ -133,12 +135,20 @@ class DocumentWriter:
     # What the edges may read of the live document
 
     async def state_vector(self) -> bytes:
+        self._check_retired()
         async with self.document.lock:
             return self.document.state_vector()
 
     async def missing_from(self, state_vector: bytes) -> bytes:
+        self._check_retired()
         async with self.document.lock:
             return self.document.missing_from(state_vector)
+
+    def _check_retired(self) -> None:
+        # A connection that joined while the copy was being retired must not be answered
+        # from it (it may hold erased content, or a deleted document).
+        if self.retired is not None:
+            raise self.retired
 
     # The loop
 
@@ -249,6 +259,7 @@ class DocumentWriter:
                    if p.origin is not None and p.origin.client not in refused]
         if origins:
             self.fanout.acknowledge(self.doc_id, origins, document.applied_seq)
+        self._retire_if_ended([*missed, *records])
 
     async def _append(self, new: list[NewEvent]) -> tuple[list[EventRecord], list[EventRecord]]:
         """Append `new` (retrying, bounded); its records and the events other nodes appended
@@ -337,6 +348,7 @@ class DocumentWriter:
         self._catch_up_failures = 0
         if events:
             self.fanout.show(self.doc_id, events)
+            self._retire_if_ended(events)
 
     def _retry_catch_up(self) -> None:
         # The hint that failed may be the last one for a while: without a retry the document
@@ -351,6 +363,24 @@ class DocumentWriter:
             self.submit(CatchUp())
 
         self._catch_up_retry = asyncio.get_running_loop().call_later(delay, retry)
+
+    def _retire_if_ended(self, records: Sequence[EventRecord]) -> None:
+        ended = ends_live_copy(records)
+        if ended is not None:
+            self.retire(ended)
+
+    def retire(self, error: PalimpsestError) -> None:
+        """This live copy must serve no one any more (the document was deleted, or its stored
+        history rewritten): queued work is refused with `error`, and the owner drops the copy
+        and closes its clients with `error`'s code."""
+        if self.poisoned:
+            return
+        self.retired = error
+        self.poisoned = True
+        self._on_poisoned(self, error)
+        while not self.queue.empty():
+            self._refuse(self.queue.get_nowait(), error)
+            self.queue.task_done()
 
     def _refuse(self, work: Work, error: PalimpsestError) -> None:
         if isinstance(work, CatchUp):

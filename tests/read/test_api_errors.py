@@ -67,6 +67,10 @@ def test_unknown_documents_are_404(server: ServerProcess, path: str) -> None:
     ("PATCH", "/api/documents/nope", {"title": "x"}),
     ("POST", "/api/documents/nope/versions", {"seq": 0, "name": "x"}),
     ("POST", "/api/documents/nope/restore", {"seq": 0}),
+    ("DELETE", "/api/documents/nope", {}),
+    ("POST", "/api/documents/nope/undelete", {}),
+    ("POST", "/api/documents/nope/erase", {"from_seq": 1, "to_seq": 1, "reason": "r"}),
+    ("PUT", "/api/documents/nope/retention", {"keep_days": 1}),
 ])
 def test_commands_on_unknown_documents_are_404(server: ServerProcess, method: str, path: str,
                                                body: dict[str, Any]) -> None:
@@ -111,6 +115,18 @@ def test_bad_parameters_are_400(server: ServerProcess, path: str) -> None:
     ("POST", "/api/documents/doc/restore", b"{}"),
     ("POST", "/api/documents/doc/restore", b'{"seq": true}'),
     ("POST", "/api/documents/doc/restore", b'{"seq": -3}'),
+    ("POST", "/api/documents/doc/erase", b'{"from_seq": 1, "to_seq": 1}'),
+    ("POST", "/api/documents/doc/erase", b'{"from_seq": 1, "to_seq": 1, "reason": " "}'),
+    ("POST", "/api/documents/doc/erase", b'{"from_seq": 2, "to_seq": 1, "reason": "r"}'),
+    ("POST", "/api/documents/doc/erase", b'{"from_seq": 0, "to_seq": 1, "reason": "r"}'),
+    ("POST", "/api/documents/doc/erase", b'{"from_seq": 1, "to_seq": 99, "reason": "r"}'),
+    ("POST", "/api/documents/doc/erase", b'{"actor": "", "reason": "r"}'),
+    ("POST", "/api/documents/doc/erase",
+     b'{"actor": "ann", "from_seq": 1, "to_seq": 1, "reason": "r"}'),
+    ("PUT", "/api/documents/doc/retention", b"{}"),
+    ("PUT", "/api/documents/doc/retention", b'{"keep_days": -1}'),
+    ("PUT", "/api/documents/doc/retention", b'{"keep_days": "30"}'),
+    ("DELETE", "/api/documents/doc", b'{"reason": 5}'),
 ])
 def test_bad_command_bodies_are_400(server: ServerProcess, method: str, path: str,
                                     body: bytes) -> None:
@@ -135,7 +151,7 @@ def test_creating_an_existing_document_is_409(server: ServerProcess) -> None:
 
 def test_unknown_paths_and_methods_answer_json(server: ServerProcess) -> None:
     assert_error(call(server, "GET", "/api/nothing-here"), 404, "not_found")
-    assert_error(call(server, "DELETE", "/api/documents/doc"), 405, "method_not_allowed")
+    assert_error(call(server, "PUT", "/api/documents/doc"), 405, "method_not_allowed")
 
 
 def test_every_served_api_path_is_in_the_openapi_schema(server: ServerProcess) -> None:
@@ -146,8 +162,30 @@ def test_every_served_api_path_is_in_the_openapi_schema(server: ServerProcess) -
     for path in ["/api/documents", "/api/documents/{doc_id}", "/api/documents/{doc_id}/revisions",
                  "/api/documents/{doc_id}/versions", "/api/documents/{doc_id}/diff",
                  "/api/documents/{doc_id}/events", "/api/documents/{doc_id}/restore",
+                 "/api/documents/{doc_id}/undelete", "/api/documents/{doc_id}/erase",
+                 "/api/documents/{doc_id}/retention",
                  "/api/openapi.json", "/healthz", "/metrics"]:
         assert path in paths
+
+
+def test_every_route_the_app_serves_is_described_with_its_methods(tmp_path: Path) -> None:
+    """Read from the app itself: a route added without its description fails here."""
+    from starlette.routing import Route
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    described = schema()["paths"]
+    app = create_app(Settings(database_url=new_sqlite_url(tmp_path)))
+    for route in app.routes:
+        if not isinstance(route, Route) or not route.path.startswith(("/api", "/healthz",
+                                                                      "/metrics")):
+            continue  # the WebSocket and the browser client's pages
+        path = route.path.replace(":path}", "}")
+        assert path in described, path
+        for method in route.methods or ():
+            if method != "HEAD":
+                assert method.lower() in described[path], (method, path)
 
 
 def test_metrics_report_events_lag_rooms_and_connections(server: ServerProcess) -> None:
