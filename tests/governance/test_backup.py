@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import new_postgres_url, new_sqlite_url
 from tests.governance.support import palimpsest, settle
-from tests.support.pyclient import YClient
+from tests.support.pyclient import YClient, wait_for
 from tests.support.server_process import ServerProcess
 from tests.support.services import PostgresServer
 
@@ -30,6 +30,9 @@ async def write_history(server: ServerProcess) -> int:
             for i in range(12):
                 (ann if i % 4 < 2 else bob).insert(0, f"{i}é😀 ")
                 await asyncio.sleep(0.01)
+            # Both hold all twelve pieces before the read side is compared with them.
+            await wait_for(lambda: ann.value() == bob.value() and ann.value().count("é") == 12,
+                           10, lambda: f"ann {ann.value()!r}, bob {bob.value()!r}")
             await settle(http, "doc", ann.value())
             await http.patch("/api/documents/doc", json={"title": "Final report"})
             await http.post("/api/documents/doc/versions", json={"seq": 5, "name": "early"})
