@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from server.bus import EVENT, BusMessage
-from server.errors import BadRequest, NotFound, TooLarge
+from server.errors import BadRequest, NotFound, ReadSideBehind, TooLarge
 from server.events import REWRITES
 from server.read.cursors import CursorCodec
 from server.read.diff import attributed_diff
@@ -308,11 +308,21 @@ class Queries:
     async def text_at(self, doc_id: str, seq: int, position: Position | None = None) -> str:
         """The text after events 1..seq: the nearest snapshot (either side, or the current
         view) and the changes between it and seq, the two fetched at once. At most half a
-        snapshot interval of changes, however long the log."""
+        snapshot interval of changes, however long the log.
+
+        A rewrite of the document's history (an erasure, a compaction) resets its read side
+        and rebuilds it; a read that overlaps one answers ReadSideBehind (504, retry) rather
+        than a text built from half-deleted rows."""
         if seq <= 0:
             return ""
         if position is None:
             position = await self._position(doc_id, seq)
+        text = await self._text_from(doc_id, seq, position)
+        if await self.read_model.checkpoint(doc_id) < seq:
+            raise _rebuilding(doc_id)
+        return text
+
+    async def _text_from(self, doc_id: str, seq: int, position: Position) -> str:
         below = position.snapshot_below
         # Changes exist up to the view's seq (saved in one transaction with it), so the view
         # and any snapshot not past it can be walked back from.
@@ -332,6 +342,8 @@ class Queries:
             else:
                 # The view moves on as the projector saves: its seq bounds the changes.
                 base = await self.read_model.view_text(doc_id)
+                if base is not None and base[0] < seq:
+                    raise _rebuilding(doc_id)  # the view was reset since `position`
                 if base is not None:
                     changes = await self.read_model.changes(doc_id, seq, base[0])
             if base is not None:
@@ -343,6 +355,8 @@ class Queries:
             self._snapshot_text(doc_id, below) if below > 0 else _empty(),
             self.read_model.changes(doc_id, below, seq),
         )
+        if below > 0 and start is None:
+            raise _rebuilding(doc_id)  # the snapshot was dropped since `position`
         content = bytearray((start or "").encode())
         for change in forward:
             apply_ops(content, change.ops)
@@ -426,6 +440,11 @@ class Queries:
             "next": rows[-1].seq if more else None,
             "seq": head,
         }
+
+
+def _rebuilding(doc_id: str) -> ReadSideBehind:
+    return ReadSideBehind(f"the read side of {doc_id!r} is being rebuilt after a rewrite of its "
+                          "history; retry shortly")
 
 
 # The heavy reads, as jobs for the read pool's workers (module-level: pickled by name).
