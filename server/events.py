@@ -124,9 +124,6 @@ class UnknownEvent:
 Event = (DocumentCreated | DocumentRenamed | UpdateApplied | RevisionRestored | VersionNamed
          | DocumentDeleted | DocumentUndeleted | RetentionSet | HistoryErased | HistoryCompacted
          | UnknownEvent)
-# The events whose payload is a Yjs update to apply to the document.
-YjsEvent = UpdateApplied | RevisionRestored
-
 
 def encode(event: Event, actor: str, time: float) -> NewEvent:
     """The record to append for `event`."""
