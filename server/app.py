@@ -36,6 +36,7 @@ from server.http.query_routes import QueryRoutes
 from server.maintenance import Maintenance
 from server.metrics import CountingEventStore, Metrics
 from server.read.cursors import CursorCodec
+from server.read.feed import Feed
 from server.read.freshness import Freshness
 from server.read.governance import GovernanceQueries
 from server.read.projector import Projector
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> Starlette:
     snapshot_texts = RewriteAwareTextCache()  # forgets a document's texts when it is rewritten
     queries.snapshot_texts = snapshot_texts
     governance = GovernanceQueries(db, settings.deleted_retention_days)
+    feed = Feed(store)  # renames, restores, named versions, to readers as they commit
     projector: Projector | None = None
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings, supervisor)
@@ -180,6 +182,7 @@ def create_app(settings: Settings) -> Starlette:
                 revocations.follow, settings.revocation_refresh_seconds, sessions.revoke_here))
         await bus.start()
         await bus.subscribe_all(queries.on_bus)
+        await bus.subscribe_all(feed.on_bus)
         documents.start()
         if projector is not None:
             await projector.start(bus)
@@ -189,6 +192,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await maintenance.stop()
+            await feed.stop()
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")
@@ -211,7 +215,7 @@ def create_app(settings: Settings) -> Starlette:
         routes += CommandRoutes(access, write, queries, governance).routes()
         routes += GovernanceRoutes(access, write, queries, governance).routes()
     if settings.role in READ_ROLES:
-        routes += QueryRoutes(access, queries, governance).routes()
+        routes += QueryRoutes(access, queries, governance, feed).routes()
         routes += client_routes(client_dist(settings))
     handlers: dict[Any, Any] = {
         PalimpsestError: error_response,

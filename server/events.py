@@ -14,6 +14,8 @@ and `encode`s them; the projector and every reader `decode` records and match on
     RetentionSet       the document's own retention policy (None: the server's default)
     HistoryErased      the audit record of an erasure: who, when, why, which events; never what
     HistoryCompacted   the audit record of a compaction
+    VersionRenamed     a named version (the seq of the event that named it) got a new name
+    VersionDeleted     ... lost its name; the history it named stays
 
 An `UpdateApplied` written by a compaction carries `absorbed`: it is the merge of the events
 from `absorbed.from_seq` to its own seq, which are gone from the log (seqs stay stable: those
@@ -38,6 +40,8 @@ UNDELETED = "undelete"
 RETENTION_SET = "retention"
 ERASED = "erasure"
 COMPACTED = "compaction"
+VERSION_RENAMED = "version_renamed"
+VERSION_DELETED = "version_deleted"
 # Audit events of history rewrites: live documents and cached texts of the document are stale.
 REWRITES = frozenset({ERASED, COMPACTED})
 
@@ -115,6 +119,17 @@ class HistoryCompacted:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionRenamed:
+    version: int  # the seq of the VersionNamed event: a version's stable id
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDeleted:
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A record of a kind this code does not know (written by a newer version): kept, skipped."""
 
@@ -123,7 +138,7 @@ class UnknownEvent:
 
 Event = (DocumentCreated | DocumentRenamed | UpdateApplied | RevisionRestored | VersionNamed
          | DocumentDeleted | DocumentUndeleted | RetentionSet | HistoryErased | HistoryCompacted
-         | UnknownEvent)
+         | UnknownEvent | VersionRenamed | VersionDeleted)
 
 def encode(event: Event, actor: str, time: float) -> NewEvent:
     """The record to append for `event`."""
@@ -159,6 +174,10 @@ def encode(event: Event, actor: str, time: float) -> NewEvent:
         case HistoryCompacted(before_time, merged, absorbed_count):
             return NewEvent(COMPACTED, b"", actor, time, {
                 "before_time": before_time, "merged": merged, "absorbed": absorbed_count})
+        case VersionRenamed(version, name):
+            return NewEvent(VERSION_RENAMED, b"", actor, time, {"version": version, "name": name})
+        case VersionDeleted(version):
+            return NewEvent(VERSION_DELETED, b"", actor, time, {"version": version})
         case UnknownEvent(kind):
             raise ValueError(f"cannot append an event of unknown kind {kind!r}")
 
@@ -206,6 +225,10 @@ def _decode_governance(kind: str, meta: dict[str, Any]) -> Event:
     if kind == COMPACTED:
         return HistoryCompacted(float(meta.get("before_time", 0.0)), int(meta.get("merged", 0)),
                                 int(meta.get("absorbed", 0)))
+    if kind == VERSION_RENAMED:
+        return VersionRenamed(int(meta.get("version", 0)), str(meta.get("name", "")))
+    if kind == VERSION_DELETED:
+        return VersionDeleted(int(meta.get("version", 0)))
     return UnknownEvent(kind)
 
 

@@ -52,6 +52,8 @@ class RevisionRow:
     deleted: int
     events: int
     kind: str
+    shares: list[list[Any]] | None = None  # [[author, events, inserted, deleted], ...]
+    restored_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class ProjectionBatch:
     changes: list[ChangeRow] = field(default_factory=list)
     revisions: list[RevisionRow] = field(default_factory=list)  # replaces rows >= the first
     versions: list[VersionRow] = field(default_factory=list)
+    # Applied after the new versions, in this order: (event_seq, new name); event_seqs.
+    version_names: list[tuple[int, str]] = field(default_factory=list)
+    versions_deleted: list[int] = field(default_factory=list)
     view: ViewRow | None = None
     snapshots: list[SnapshotRecord] = field(default_factory=list)
     deletion_changed: bool = False  # the document was deleted (deletion) or undeleted (None)
@@ -252,7 +257,8 @@ class ReadModel:
                 [{"doc_id": doc_id, "number": r.number, "from_seq": r.from_seq,
                   "to_seq": r.to_seq, "authors": r.authors, "started_at": r.started_at,
                   "ended_at": r.ended_at, "inserted": r.inserted, "deleted": r.deleted,
-                  "events": r.events, "kind": r.kind} for r in batch.revisions],
+                  "events": r.events, "kind": r.kind, "shares": r.shares,
+                  "restored_from": r.restored_from} for r in batch.revisions],
             )
         if batch.versions:
             await conn.execute(
@@ -260,6 +266,15 @@ class ReadModel:
                 [{"doc_id": doc_id, "event_seq": v.event_seq, "seq": v.seq, "name": v.name,
                   "actor": v.actor, "created_at": v.created_at} for v in batch.versions],
             )
+        for event_seq, name in batch.version_names:
+            await conn.execute(
+                update(versions)
+                .where(versions.c.doc_id == doc_id, versions.c.event_seq == event_seq)
+                .values(name=name))
+        if batch.versions_deleted:
+            await conn.execute(
+                delete(versions).where(versions.c.doc_id == doc_id,
+                                       versions.c.event_seq.in_(batch.versions_deleted)))
         if batch.view is not None:
             v = batch.view
             await conn.execute(delete(document_views).where(document_views.c.doc_id == doc_id))
@@ -506,4 +521,6 @@ def _view(r: Any) -> ViewRow:
 
 def _revision(r: Any) -> RevisionRow:
     return RevisionRow(r.doc_id, r.number, int(r.from_seq), int(r.to_seq), list(r.authors),
-                       r.started_at, r.ended_at, r.inserted, r.deleted, r.events, r.kind)
+                       r.started_at, r.ended_at, r.inserted, r.deleted, r.events, r.kind,
+                       None if r.shares is None else [list(s) for s in r.shares],
+                       None if r.restored_from is None else int(r.restored_from))

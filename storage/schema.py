@@ -107,6 +107,9 @@ revisions = Table(
     Column("deleted", Integer, nullable=False),
     Column("events", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
+    # [[author, events, inserted, deleted], ...] in the order the authors took part.
+    Column("shares", JSON, nullable=True),
+    Column("restored_from", BigInteger, nullable=True),  # a restore's target seq
 )
 Index("ix_revisions_doc_to_seq", revisions.c.doc_id, revisions.c.to_seq)
 

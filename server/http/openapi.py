@@ -38,6 +38,7 @@ MIN_SEQ = _param("min_seq", "query", INT,
 LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500},
                "page size (default 50)")
 CURSOR = _param("cursor", "query", STR, "the `next` of the previous page")
+VERSION = _param("version", "path", INT, "the version's id (its `id` in the list)")
 
 ERRORS = {
     "400": {"description": "bad parameters", "content": {"application/json": {
@@ -81,11 +82,29 @@ SCHEMAS: Json = {
                      "purge_after": TIME}),
     "Revision": _obj({"number": INT, "from_seq": INT, "to_seq": INT,
                       "authors": {"type": "array", "items": STR}, "started_at": TIME,
-                      "ended_at": TIME, "inserted": INT, "deleted": INT}),
-    "Version": _obj({"seq": INT, "name": STR, "actor": STR, "created_at": TIME}),
+                      "ended_at": TIME, "inserted": INT, "deleted": INT,
+                      "kind": {"enum": ["edit", "restore"]}, "events": INT,
+                      "shares": {"type": "array", "items": _ref("Share"), "description":
+                                 "every author's part, in the order they first took part"},
+                      "restored_from": {**INT, "description": "a restore's: the seq whose "
+                                        "text it restored"},
+                      "restored_by": {**STR, "description": "a restore's: who restored"}},
+                     ["number", "from_seq", "to_seq", "authors", "started_at", "ended_at",
+                      "inserted", "deleted", "kind", "events", "shares"]),
+    "Share": _obj({"author": STR, "events": INT, "inserted": INT, "deleted": INT}),
+    "Version": _obj({"id": {**INT, "description": "the seq of the event that named it: the "
+                            "version's id in /versions/{version}"},
+                     "seq": INT, "name": STR, "actor": STR, "created_at": TIME}),
+    "FeedItem": _obj({"kind": {"enum": ["rename", "restore", "version", "version_renamed",
+                                        "version_deleted", "reload"]},
+                      "seq": INT, "actor": STR, "time": {"type": "number"},
+                      "title": STR, "restored_from": INT, "version": INT, "name": STR},
+                     ["kind", "seq"]),
     "Change": _obj({"op": {"enum": ["keep", "insert", "delete"]}, "text": STR,
                     "author": NULLABLE_STR}),
-    "Event": _obj({"seq": INT, "kind": STR, "actor": STR, "time": TIME, "size": INT}),
+    "Event": _obj({"seq": INT, "kind": STR, "actor": STR, "time": TIME, "size": INT,
+                   "restored_from": {**INT, "description": "a restore's target seq"}},
+                  ["seq", "kind", "actor", "time", "size"]),
 }
 
 
@@ -231,14 +250,17 @@ def schema() -> Json:
             },
             doc + "/diff": {
                 "get": {
-                    "summary": "What changed between two seqs, and who changed it",
+                    "summary": "What changed between two seqs, in whole words, and who "
+                               "changed it (`author` when the range spans at most 5,000 "
+                               "events, `attributed` says; null otherwise)",
                     "parameters": [
                         DOC_ID,
                         _param("from", "query", INT, "the earlier seq", required=True),
                         _param("to", "query", INT, "the later seq", required=True),
                     ],
                     "responses": {**_answer(_obj({
-                        "from": INT, "to": INT,
+                        "from": INT, "to": INT, "granularity": {"enum": ["word"]},
+                        "attributed": {"type": "boolean"},
                         "changes": {"type": "array", "items": _ref("Change")}})), **BUSY,
                         "413": {"description": "spans more events than one diff may "
                                 "(PALIMPSEST_MAX_DIFF_EVENTS)",
@@ -264,6 +286,56 @@ def schema() -> Json:
                     "requestBody": _body({"oneOf": [_obj({"seq": INT}),
                                                     _obj({"revision": INT})]}),
                     "responses": _answer(_obj({"seq": INT, "restored_from": INT})),
+                },
+            },
+            doc + "/versions/{version}": {
+                "patch": {
+                    "summary": "Rename a named version (a command)",
+                    "parameters": [DOC_ID, VERSION],
+                    "requestBody": _body(_obj({"name": STR})),
+                    "responses": _answer(_obj({"id": INT, "name": STR, "seq": INT})),
+                },
+                "delete": {
+                    "summary": "Take a version's name away (a command): the history it "
+                               "named stays",
+                    "parameters": [DOC_ID, VERSION],
+                    "responses": _answer(_obj({"id": INT, "deleted": {"type": "boolean"},
+                                               "seq": INT})),
+                },
+            },
+            doc + "/copy": {
+                "post": {
+                    "summary": "A new document with this one's text at `seq` (default now); "
+                               "its history starts there (a command; read on the source, "
+                               "write on the new id)",
+                    "parameters": [DOC_ID],
+                    "requestBody": _body(_obj({"seq": INT, "title": STR, "id": STR}, [])),
+                    "responses": {**_answer(_obj({
+                        "id": STR, "title": STR,
+                        "copied_from": _obj({"id": STR, "seq": INT})}), "created", "201"),
+                        "409": {"description": "that id exists"}},
+                },
+            },
+            doc + "/markdown": {
+                "get": {
+                    "summary": "The text as a Markdown file to download (Content-Disposition "
+                               "attachment, named after the title), now or at a seq",
+                    "parameters": [DOC_ID, _param("at", "query", INT, "the seq")],
+                    "responses": {"200": {"description": "the text",
+                                          "content": {"text/markdown": {"schema": STR}}},
+                                  **ERRORS, **BUSY},
+                },
+            },
+            doc + "/feed": {
+                "get": {
+                    "summary": "Server-sent events: each rename, restore and change to a "
+                               "named version as it is committed on any node (`data:` one "
+                               "FeedItem as JSON; comment lines every 15 s)",
+                    "parameters": [DOC_ID],
+                    "responses": {"200": {"description": "a stream that stays open",
+                                          "content": {"text/event-stream": {
+                                              "schema": _ref("FeedItem")}}},
+                                  **ERRORS, "503": {"description": "too many readers"}},
                 },
             },
             "/api/openapi.json": {"get": {"summary": "This schema",

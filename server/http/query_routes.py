@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from server.auth import Access
-from server.errors import BadRequest, Gone
+from server.errors import BadRequest, Gone, Unavailable
 from server.http.errors import error_json
 from server.http.params import limit, path_doc_id, query_int, required_int
+from server.read.feed import Feed
 from server.read.governance import GovernanceQueries
 from server.read.queries import Json, Queries
 from server.read.workers import ReadsBusy
@@ -40,11 +45,28 @@ def flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
+HEARTBEAT_SECONDS = 15.0  # a comment line on a quiet feed, so proxies and clients see it live
+MAX_FEED_READERS = 10_000  # per node
+
+
+def markdown_filename(title: str, seq: int | None) -> str:
+    """A Content-Disposition value naming the download after the title (ASCII fallback plus
+    the UTF-8 name), with the seq for an old version."""
+    base = title.strip() or "Untitled document"
+    if seq is not None:
+        base += f" (change {seq})"
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()-]+", "_", base)[:120] or "document"
+    return (f'attachment; filename="{ascii_name}.md"; '
+            f"filename*=UTF-8''{quote(base[:120] + '.md', safe='')}")
+
+
 class QueryRoutes:
-    def __init__(self, access: Access, queries: Queries, governance: GovernanceQueries) -> None:
+    def __init__(self, access: Access, queries: Queries, governance: GovernanceQueries,
+                 feed: Feed | None = None) -> None:
         self.access = access
         self.queries = queries
         self.governance = governance
+        self.feed = feed
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -54,6 +76,8 @@ class QueryRoutes:
             Route(DOC + "/versions", self.list_versions, methods=["GET"]),
             Route(DOC + "/diff", self.get_diff, methods=["GET"]),
             Route(DOC + "/events", self.list_events, methods=["GET"]),
+            Route(DOC + "/markdown", self.download_markdown, methods=["GET"]),
+            Route(DOC + "/feed", self.follow_feed, methods=["GET"]),
         ]
 
     async def _readable(self, request: Request) -> str:
@@ -142,3 +166,47 @@ class QueryRoutes:
         assert after is not None
         answer = await self.queries.events(doc_id, after, limit(request))
         return reply(answer, answer["seq"])
+
+    async def download_markdown(self, request: Request) -> Response:
+        """The text (now, or at `?at=SEQ`) as a Markdown file to save."""
+        doc_id = await self._readable(request)
+        at = query_int(request, "at")
+        if at is not None:
+            resolved = await self.governance.resolve(doc_id, at)
+            answer = await heavy(self.queries.document_at(doc_id, resolved.seq))
+        else:
+            answer = await self.queries.document(doc_id)
+        if isinstance(answer, Response):
+            return answer
+        return Response(answer["text"], media_type="text/markdown; charset=utf-8", headers={
+            "Content-Disposition": markdown_filename(answer["title"], at),
+            "X-Palimpsest-Seq": str(answer["seq"])})
+
+    async def follow_feed(self, request: Request) -> Response:
+        """Server-sent events: each rename, restore and change to a named version of the
+        document, as it is committed on any node (server.read.feed)."""
+        doc_id = await self._readable(request)
+        feed = self.feed
+        if feed is None:
+            raise Unavailable("this node does not serve document feeds")
+        if feed.reader_count() >= MAX_FEED_READERS:
+            raise Unavailable("too many feed readers on this node; retry shortly")
+        await self.queries.document(doc_id)  # NotFound before the stream starts
+        queue = feed.join(doc_id)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield ": following\n\n"
+                while True:
+                    try:
+                        async with asyncio.timeout(HEARTBEAT_SECONDS):
+                            told = await queue.get()
+                    except TimeoutError:
+                        yield ": still here\n\n"
+                        continue
+                    yield f"data: {json.dumps(told)}\n\n"
+            finally:
+                feed.leave(doc_id, queue)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={
+            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})

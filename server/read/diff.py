@@ -1,5 +1,9 @@
 """The diff between two seqs, with the author of every inserted and deleted run.
 
+What people read is `word_changes`: the word diff of the two texts (server.worddiff), its
+runs attributed from the replay below when the range is short enough to replay (a revision
+always is). The replay itself:
+
 Not a guess from two texts: it replays what the events between the two seqs did. It starts
 from the text at `from` as one kept run and applies each event's ops (see textops.py):
 inserted bytes become runs tagged with the event's actor; deleting kept bytes turns them into
@@ -17,6 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from server.worddiff import DELETE as WORD_DELETE
+from server.worddiff import EQUAL, word_diff
 
 KEEP = "keep"
 INSERT = "insert"
@@ -163,3 +170,63 @@ def attributed_diff(
         if inserted:
             runs.insert(pos, inserted, actor)
     return runs.changes()
+
+
+def _authors_by_char(runs: Sequence[Change], old: str, new: str
+                     ) -> tuple[list[str | None], list[str | None]] | None:
+    """Who deleted each character of `old` and who inserted each of `new` (None: kept), from
+    the replayed runs; None when the runs do not spell the two texts (a decoding edge)."""
+    deleted_by: list[str | None] = []
+    inserted_by: list[str | None] = []
+    for run in runs:
+        n = len(run.text)
+        if run.op == KEEP:
+            deleted_by.extend([None] * n)
+            inserted_by.extend([None] * n)
+        elif run.op == DELETE:
+            deleted_by.extend([run.author] * n)
+        else:
+            inserted_by.extend([run.author] * n)
+    if len(deleted_by) != len(old) or len(inserted_by) != len(new):
+        return None
+    return deleted_by, inserted_by
+
+
+def _split_by_author(op: str, text: str, start: int, by: list[str | None]) -> list[Change]:
+    """A word change cut where its author changes. A character the replay kept (the word
+    diff replaced the whole word around it) goes to the author of the change beside it."""
+    owners = by[start:start + len(text)]
+    current = next((o for o in owners if o is not None), None)
+    out: list[Change] = []
+    begin = 0
+    for i, owner in enumerate(owners):
+        if owner is not None and owner != current:
+            if i > begin:
+                out.append(Change(op, text[begin:i], current))
+            begin, current = i, owner
+    out.append(Change(op, text[begin:], current))
+    return out
+
+
+def word_changes(old: str, new: str, runs: Sequence[Change] | None,
+                 timeout: float = 0.05) -> list[Change]:
+    """The changes from `old` to `new` in whole words (server.worddiff), each inserted or
+    deleted run with its author when `runs` (the replay of the events between, from
+    attributed_diff) says who; otherwise without authors."""
+    authors = _authors_by_char(runs, old, new) if runs is not None else None
+    out: list[Change] = []
+    a = b = 0
+    for op, text in word_diff(old, new, timeout=timeout):
+        if op == EQUAL:
+            out.append(Change(KEEP, text, None))
+            a += len(text)
+            b += len(text)
+        elif op == WORD_DELETE:
+            out += (_split_by_author(DELETE, text, a, authors[0]) if authors is not None
+                    else [Change(DELETE, text, None)])
+            a += len(text)
+        else:
+            out += (_split_by_author(INSERT, text, b, authors[1]) if authors is not None
+                    else [Change(INSERT, text, None)])
+            b += len(text)
+    return out

@@ -21,7 +21,9 @@ from server.events import (
     DocumentUndeleted,
     RevisionRestored,
     UpdateApplied,
+    VersionDeleted,
     VersionNamed,
+    VersionRenamed,
     absorbed_from,
     decode,
 )
@@ -76,6 +78,8 @@ class DocumentProjection:
                 revision.number, revision.from_seq, revision.to_seq, tuple(revision.authors),
                 revision.started_at, revision.ended_at, revision.inserted, revision.deleted,
                 revision.events, revision.kind,
+                tuple((str(a), int(n), int(i), int(d)) for a, n, i, d in revision.shares or ()),
+                revision.restored_from,
             )
         if view is not None:
             self.view = ViewState(view.title, list(view.contributors), view.created_at,
@@ -111,14 +115,19 @@ class DocumentProjection:
         match decoded:
             case UpdateApplied(update, absorbed):
                 self._fold_update(event, update, batch, restore=False, absorbed=absorbed)
-            case RevisionRestored(update):
-                self._fold_update(event, update, batch, restore=True)
+            case RevisionRestored(update, restored_from):
+                self._fold_update(event, update, batch, restore=True,
+                                  restored_from=restored_from)
             case DocumentCreated(title) | DocumentRenamed(title):
                 view.title = title
                 view.updated_at = event.time
             case VersionNamed(seq, name):
                 batch.versions.append(
                     VersionRow(self.doc_id, event.seq, seq, name, event.actor, event.time))
+            case VersionRenamed(version, name):
+                batch.version_names.append((version, name))
+            case VersionDeleted(version):
+                batch.versions_deleted.append(version)
             case DocumentDeleted():
                 batch.deletion = Deletion(event.time, event.actor, event.seq)
                 batch.deletion_changed = True
@@ -139,7 +148,8 @@ class DocumentProjection:
             )
 
     def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,
-                     restore: bool, absorbed: Absorbed | None = None) -> None:
+                     restore: bool, absorbed: Absorbed | None = None,
+                     restored_from: int | None = None) -> None:
         ops = self._apply_update(event, update)
         inserted, deleted = counts(ops)
         batch.changes.append(
@@ -149,7 +159,7 @@ class DocumentProjection:
             revision = extend(
                 self.revision, seq=event.seq, actor=event.actor, time=event.time,
                 kind=RESTORE if restore else EDIT, inserted=inserted, deleted=deleted,
-                rules=self.rules,
+                rules=self.rules, restored_from=restored_from,
             )
         else:  # grouped as the run it stands for was (server.read.revisions)
             revision = extend(
@@ -181,4 +191,5 @@ class DocumentProjection:
 
 def _revision_row(doc_id: str, r: Revision) -> RevisionRow:
     return RevisionRow(doc_id, r.number, r.from_seq, r.to_seq, list(r.authors), r.started_at,
-                       r.ended_at, r.inserted, r.deleted, r.events, r.kind)
+                       r.ended_at, r.inserted, r.deleted, r.events, r.kind,
+                       [list(s) for s in r.shares], r.restored_from)

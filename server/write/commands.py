@@ -96,5 +96,34 @@ class CompactHistory:
     segments: tuple[Segment, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RenameVersion:
+    doc_id: str
+    version: int  # the seq of the event that named it
+    name: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteVersion:
+    """Take a version's name away; the history it named stays."""
+
+    doc_id: str
+    version: int
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDocument:
+    """Create `doc_id` with the text `source_id` had at `seq`."""
+
+    source_id: str
+    seq: int
+    doc_id: str
+    title: str
+    actor: str
+
+
 Command = (ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision
-           | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory)
+           | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory
+           | RenameVersion | DeleteVersion | CopyDocument)

@@ -28,23 +28,30 @@ from server.events import (
     RetentionSet,
     RevisionRestored,
     UpdateApplied,
+    VersionDeleted,
     VersionNamed,
+    VersionRenamed,
+    decode,
     encode,
 )
 from server.write.commands import (
     ApplyUpdate,
     Command,
     CompactHistory,
+    CopyDocument,
     CreateDocument,
     DeleteDocument,
+    DeleteVersion,
     EraseHistory,
     NameVersion,
     RenameDocument,
+    RenameVersion,
     RestoreRevision,
     SetRetention,
     UndeleteDocument,
 )
 from server.write.compaction import plan_rewrite
+from server.write.copy import text_update
 from server.write.documents import LiveDocuments
 from server.write.erasure import plan_erasure
 from server.write.fanout import Committed, Origin
@@ -96,6 +103,9 @@ class WriteSide:
             SetRetention: self._set_retention,
             EraseHistory: self._erase,
             CompactHistory: self._compact,
+            RenameVersion: self._rename_version,
+            DeleteVersion: self._delete_version,
+            CopyDocument: self._copy,
         }
 
     def propose_update(self, writer: DocumentWriter, command: ApplyUpdate,
@@ -244,6 +254,46 @@ class WriteSide:
         if error is not None:
             self.documents.retire(audit.doc_id, error)
         await self.documents.fanout.publish(audit.doc_id, [Committed(audit, None)])
+
+    async def _version_named(self, doc_id: str, version: int) -> None:
+        """NotFound unless the event at seq `version` named a version (whether that name
+        still stands is the read side's to check, before the command)."""
+        head = await self._head(doc_id)
+        records = [r async for r in self.store.read(doc_id, version - 1, version)] \
+            if 0 < version <= head else []
+        if not records or not isinstance(decode(records[0]), VersionNamed):
+            raise NotFound(f"document {doc_id!r} has no version {version}")
+
+    async def _rename_version(self, command: RenameVersion) -> EventRecord:
+        name = clean_version_name(command.name)
+        await self._version_named(command.doc_id, command.version)
+        return await self._decided(command.doc_id, VersionRenamed(command.version, name),
+                                   command.actor)
+
+    async def _delete_version(self, command: DeleteVersion) -> EventRecord:
+        await self._version_named(command.doc_id, command.version)
+        return await self._decided(command.doc_id, VersionDeleted(command.version),
+                                   command.actor)
+
+    async def _copy(self, command: CopyDocument) -> EventRecord:
+        """A new document whose first edit is the source's text at `seq`: its own history
+        starts there (the source's stays the source's)."""
+        title = clean_title(command.title)
+        check_doc_id(command.doc_id)
+        await self._seq_in_log(command.source_id, command.seq)
+        text = await self.text_at(command.source_id, command.seq)
+        if not await self.store.ensure_document(command.doc_id, title):
+            raise Conflict(f"document {command.doc_id!r} already exists")
+        created = await self._decided(command.doc_id, DocumentCreated(title), command.actor)
+        if not text:
+            return created
+
+        def decide(document: LiveDocument) -> Event | None:
+            update = text_update(document.state(), document.current_text(), text)
+            return UpdateApplied(update) if document.try_apply(update) else None
+
+        await self._propose(command.doc_id, decide, command.actor)
+        return created
 
     async def text_at(self, doc_id: str, seq: int) -> str:
         """The text after events 1..seq, straight from the log (the write side's own view)."""

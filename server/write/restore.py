@@ -1,43 +1,31 @@
 """Restore planning: the Yjs update that turns a document's text into an earlier one.
 
 Pure: given the room's state and texts, it edits a scratch copy of the doc and returns what
-changed. The edits are small (common prefix and suffix kept, the middle diffed), so people
-editing at the same time keep their cursors and their own concurrent edits merge in.
+changed. The edits are small and word-aligned (the words both texts share are kept, whole
+words replaced), so people editing at the same time keep their cursors and their own
+concurrent edits merge in beside the restored words.
 """
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pycrdt import Doc, Text
 
-# Above this many character comparisons the middle is replaced wholesale instead of diffed.
-MAX_DIFF_WORK = 4_000_000
+from server.worddiff import spans, word_diff
+
+# The restore is planned under the document's lock: past this the diff answers a coarser
+# (still exact, still word-aligned) plan rather than hold the writer longer.
+DIFF_SECONDS = 0.1
 
 
 def edits(current: str, target: str) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) spans of `current`, in order, that make it `target`."""
-    prefix = 0
-    limit = min(len(current), len(target))
-    while prefix < limit and current[prefix] == target[prefix]:
-        prefix += 1
-    suffix = 0
-    while (suffix < limit - prefix
-           and current[len(current) - 1 - suffix] == target[len(target) - 1 - suffix]):
-        suffix += 1
-    a = current[prefix : len(current) - suffix]
-    b = target[prefix : len(target) - suffix]
-    if not a and not b:
-        return []
-    if not a or not b or len(a) * len(b) > MAX_DIFF_WORK:
-        return [(prefix, prefix + len(a), b)]
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return [
-        (prefix + i1, prefix + i2, b[j1:j2])
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-        if tag != "equal"
-    ]
+    """(start, end, replacement) spans of `current`, in order, that make it `target`.
+
+    Each span covers whole words (server.worddiff): a restored word is inserted in one
+    piece, so someone typing at the same time lands beside it, never inside it; the words
+    the two texts share are kept, with the cursors in them."""
+    return spans(word_diff(current, target, timeout=DIFF_SECONDS, semantic=False))
 
 
 def plan_restore(state: bytes, current: str, target: str) -> bytes | None:

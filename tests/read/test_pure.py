@@ -9,9 +9,10 @@ import random
 import pytest
 from pycrdt import Doc, Text
 
-from server.read.diff import attributed_diff
+from server.read.diff import INSERT, Change, attributed_diff, word_changes
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, apply_ops, counts, revert_ops
+from server.worddiff import tokens, word_diff
 from server.write.restore import edits, plan_restore
 
 RULES = GroupingRules(idle_gap=60.0, max_chars=100, max_events=10)
@@ -80,8 +81,19 @@ def test_a_revision_grows_while_one_author_keeps_typing() -> None:
         1, 1, 2, 2, 2)
 
 
-def test_a_revision_closes_when_the_author_changes() -> None:
-    assert _next(_rev(), actor="bob").number == 2
+def test_two_authors_typing_together_share_one_revision() -> None:
+    first = _next(None)
+    joint = _next(_next(first, actor="bob", time=2.0), time=3.0, inserted=2)
+    assert (joint.number, joint.authors, joint.events, joint.inserted) == (
+        1, ("ann", "bob"), 3, 4)
+    assert joint.shares == (("ann", 2, 3, 0), ("bob", 1, 1, 0))
+
+
+def test_a_revision_closes_when_something_else_happened_in_the_log_between() -> None:
+    # A named version (or a rename) took seq 2: the edit at seq 3 starts a new revision.
+    later = extend(_rev(), seq=3, actor="ann", time=1.0, kind=EDIT, inserted=1, deleted=0,
+                   rules=RULES)
+    assert (later.number, later.from_seq) == (2, 3)
 
 
 def test_a_revision_closes_after_an_idle_gap() -> None:
@@ -96,8 +108,10 @@ def test_a_revision_closes_past_its_size() -> None:
 
 
 def test_a_restore_is_a_revision_of_its_own() -> None:
-    restored = _next(_rev(), kind=RESTORE)
-    assert (restored.number, restored.kind) == (2, RESTORE)
+    restored = extend(_rev(), seq=2, actor="bob", time=1.0, kind=RESTORE, inserted=1,
+                      deleted=0, rules=RULES, restored_from=1)
+    assert (restored.number, restored.kind, restored.restored_from) == (2, RESTORE, 1)
+    assert _next(restored).number == 3
     assert _next(restored).number == 3
 
 
@@ -163,3 +177,35 @@ def test_restore_plan_turns_the_text_into_the_target(seed: int) -> None:
 def test_restore_edits_keep_common_prefix_and_suffix() -> None:
     assert edits("hello brave world", "hello world") == [(6, 12, "")]
     assert edits("same", "same") == []
+
+
+def test_a_word_diff_changes_whole_words_and_spells_both_texts() -> None:
+    old, new = "Why cities need infrastructure", "Shade cities in need more infrastructure"
+    diffs = word_diff(old, new)
+    assert "".join(t for op, t in diffs if op != 1) == old
+    assert "".join(t for op, t in diffs if op != -1) == new
+    changed = [t for op, t in diffs if op != 0]
+    assert all(w in tokens(old) + tokens(new) or " " in w for w in changed)
+    assert (-1, "Why") in diffs and (1, "Shade") in diffs
+
+
+def test_word_changes_carry_each_authors_part() -> None:
+    runs = attributed_diff("", [("ann", [[0, "", "abc "]]), ("bob", [[4, "", "def"]])])
+    assert word_changes("", "abc def", runs) == [Change(INSERT, "abc ", "ann"),
+                                                   Change(INSERT, "def", "bob")]
+    # Without a replay (a long range) the words are the same, without authors.
+    assert [c.author for c in word_changes("", "abc def", None)] == [None]
+
+
+def test_restore_spans_replace_whole_words() -> None:
+    current = "Shade cities in need more infrastructure"
+    target = "Why cities need infrastructure"
+    spans_ = edits(current, target)
+    rebuilt = current
+    for start, end, replacement in reversed(spans_):
+        rebuilt = rebuilt[:start] + replacement + rebuilt[end:]
+    assert rebuilt == target
+    for start, end, _ in spans_:  # every span starts and ends at a word's edge
+        assert start == 0 or not (current[start - 1].isalnum() and current[start].isalnum())
+        assert end == len(current) or not (current[end - 1].isalnum() and current[end].isalnum())
+    assert (0, 5, "Why") in spans_  # not "W" kept and "hy" typed into "Shade"
