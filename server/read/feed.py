@@ -64,6 +64,8 @@ class Feed:
         self.store = store
         self._readers: dict[str, set[asyncio.Queue[Json]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Seqs to tell, per document, told in order by one task per document at a time.
+        self._pending: dict[str, list[int]] = {}
 
     def reader_count(self) -> int:
         return sum(len(r) for r in self._readers.values())
@@ -84,9 +86,22 @@ class Feed:
         if (message.kind != EVENT or message.event_kind not in FEED_KINDS
                 or message.doc_id not in self._readers):
             return
-        task = asyncio.get_running_loop().create_task(self._tell(message.doc_id, message.seq))
+        pending = self._pending.get(message.doc_id)
+        if pending is not None:  # its task is running: it tells this one after the others
+            pending.append(message.seq)
+            return
+        self._pending[message.doc_id] = [message.seq]
+        task = asyncio.get_running_loop().create_task(self._drain(message.doc_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, doc_id: str) -> None:
+        try:
+            pending = self._pending[doc_id]
+            while pending:
+                await self._tell(doc_id, pending.pop(0))
+        finally:
+            self._pending.pop(doc_id, None)
 
     async def _tell(self, doc_id: str, seq: int) -> None:
         try:

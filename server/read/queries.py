@@ -416,8 +416,9 @@ class Queries:
         }
 
     async def version(self, doc_id: str, version: int) -> Json:
-        """One named version by its id (NotFound once its name was deleted)."""
-        await self._head(doc_id)
+        """One named version by its id (NotFound once its name was deleted), once the read
+        side has reached the event that named it."""
+        await self._fresh(doc_id, version)
         for v in await self.read_model.versions(doc_id):
             if v.event_seq == version:
                 return {"id": v.event_seq, "seq": v.seq, "name": v.name, "actor": v.actor,

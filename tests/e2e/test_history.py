@@ -91,6 +91,10 @@ async def test_restoring_a_revision_gives_exactly_its_text(server: ServerProcess
             ann.insert(0, "first draft")
             await wait_for(lambda: True, 0)
             seq = await _wait_head(http, "memo", 1)
+        # A named version closes the working session: bob's edit starts another revision.
+        named = await http.post("/api/documents/memo/versions", json={"seq": seq, "name": "v1"})
+        assert named.status_code == 201, named.text
+        seq += 1
         async with YClient(server.ws_url, "memo", name="bob") as bob:
             await bob.wait_text("first draft")
             bob.delete(0, 5)
