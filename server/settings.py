@@ -96,7 +96,9 @@ class Settings:
     read_workers: int = field(default_factory=lambda: default_read_workers())
     read_queue: int = 16  # heavy reads waiting for a worker, past which 503
     read_queue_seconds: float = 5.0  # how long one may wait for a worker, past which 503
-    max_diff_events: int = 100_000  # events one diff may span, past which 413
+    # Events one diff may span, past which 413; 0: no limit (a word diff costs the same
+    # whatever the span: two texts at seqs, server.read.queries).
+    max_diff_events: int = 0
     revocation_refresh_seconds: float = 5.0  # how often revocations are re-read from the log
 
     @classmethod
@@ -164,7 +166,7 @@ class Settings:
             read_workers=_int(env, "PALIMPSEST_READ_WORKERS", default_read_workers()),
             read_queue=_int(env, "PALIMPSEST_READ_QUEUE", 16),
             read_queue_seconds=_float(env, "PALIMPSEST_READ_QUEUE_SECONDS", 5.0),
-            max_diff_events=_int(env, "PALIMPSEST_MAX_DIFF_EVENTS", 100_000),
+            max_diff_events=_int(env, "PALIMPSEST_MAX_DIFF_EVENTS", 0),
             revocation_refresh_seconds=_float(env, "PALIMPSEST_REVOCATION_REFRESH_SECONDS",
                                               5.0),
         )

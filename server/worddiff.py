@@ -8,13 +8,15 @@ tokens, so no one reads a word half-struck, and a restore built from these spans
 whole words (concurrent typing lands beside a restored word, never inside it).
 
 Pure, shared by both sides: the read side's `diff`, the write side's restore spans.
-The work is bounded by a deadline (`timeout`): past it diff-match-patch answers a coarser,
-still exact diff (more replaced, never a wrong text).
+Lines are diffed first, then words inside each block of changed lines. The work is bounded
+by a deadline (`timeout`): past it the diff is coarser, still exact (more replaced, never a
+wrong text).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 
 from diff_match_patch import diff_match_patch
@@ -33,13 +35,16 @@ _FIRST_CODE = 0xF0000
 Diff = tuple[int, str]
 
 
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def _encode(text: str, index: dict[str, str], table: dict[str, str]) -> str:
+def _encode(parts: list[str], index: dict[str, str], table: dict[str, str]) -> str:
     out = []
-    for token in _TOKEN.findall(text):
+    for token in parts:
         code = index.get(token)
         if code is None:
             n = len(table)
@@ -51,30 +56,60 @@ def _encode(text: str, index: dict[str, str], table: dict[str, str]) -> str:
     return "".join(out)
 
 
-def word_diff(old: str, new: str, *, timeout: float = 0.05, semantic: bool = True
-              ) -> list[Diff]:
-    """[(op, text), ...] with op EQUAL, INSERT or DELETE, each text whole tokens: the equal and
-    deleted texts in order spell `old`, the equal and inserted ones `new`."""
-    if old == new:
-        return [(EQUAL, old)] if old else []
+def _diff_parts(old: list[str], new: list[str], seconds: float, semantic: bool
+                ) -> list[Diff]:
+    """Myers on two token lists (each token one code point), merged back into texts."""
     index: dict[str, str] = {}
     table: dict[str, str] = {}
     a = _encode(old, index, table)
     b = _encode(new, index, table)
     dmp = diff_match_patch()
-    dmp.Diff_Timeout = timeout
+    dmp.Diff_Timeout = max(seconds, 0.001)
     diffs = dmp.diff_main(a, b, False)
     if semantic:
         dmp.diff_cleanupSemantic(diffs)
+    return [(op, "".join([table[c] for c in coded])) for op, coded in diffs if coded]
+
+
+def word_diff(old: str, new: str, *, timeout: float = 0.03, semantic: bool = True
+              ) -> list[Diff]:
+    """[(op, text), ...] with op EQUAL, INSERT or DELETE, each text whole tokens: the equal and
+    deleted texts in order spell `old`, the equal and inserted ones `new`.
+
+    Lines first (few tokens, so fast even between distant texts), then words inside each
+    block of changed lines, until `timeout` seconds are spent: past it a block stays
+    replaced line by line (exact, coarser)."""
+    if old == new:
+        return [(EQUAL, old)] if old else []
+    deadline = time.monotonic() + timeout
     out: list[Diff] = []
-    for op, coded in diffs:
-        if not coded:
-            continue
-        text = "".join([table[c] for c in coded])
+
+    def add(op: int, text: str) -> None:
         if out and out[-1][0] == op:
             out[-1] = (op, out[-1][1] + text)
-        else:
+        elif text:
             out.append((op, text))
+
+    def words(deleted: str, inserted: str) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not deleted or not inserted:
+            add(DELETE, deleted)
+            add(INSERT, inserted)
+            return
+        for op, text in _diff_parts(tokens(deleted), tokens(inserted), left, semantic):
+            add(op, text)
+
+    deleted = inserted = ""
+    for op, text in _diff_parts(_LINE.findall(old), _LINE.findall(new), timeout, False):
+        if op == EQUAL:
+            words(deleted, inserted)
+            deleted = inserted = ""
+            add(EQUAL, text)
+        elif op == DELETE:
+            deleted += text
+        else:
+            inserted += text
+    words(deleted, inserted)
     return out
 
 

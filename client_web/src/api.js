@@ -170,4 +170,81 @@ export class Api {
   restore (id, seq) {
     return this.request('POST', `/api/documents/${encodeURIComponent(id)}/restore`, { body: { seq } })
   }
+
+  renameVersion (id, version, name) {
+    return this.request('PATCH', `/api/documents/${encodeURIComponent(id)}/versions/${version}`, { body: { name } })
+  }
+
+  deleteVersion (id, version) {
+    return this.request('DELETE', `/api/documents/${encodeURIComponent(id)}/versions/${version}`)
+  }
+
+  /** A new document with the text at `seq`: `{id, title, copied_from}` */
+  copyDocument (id, seq) {
+    return this.request('POST', `/api/documents/${encodeURIComponent(id)}/copy`, { body: { seq } })
+  }
+
+  /** Saves the text at `seq` as a Markdown file (fetched with the token, then saved). */
+  async downloadMarkdown (id, seq) {
+    const url = new URL(`${this.base}/api/documents/${encodeURIComponent(id)}/markdown`, window.location.origin)
+    if (seq) url.searchParams.set('at', String(seq))
+    const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {}
+    const response = await fetch(url, { headers })
+    if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, politeMessage(response.status))
+    const disposition = response.headers.get('Content-Disposition') || ''
+    const match = /filename="([^"]+)"/.exec(disposition)
+    const blob = await response.blob()
+    const link = document.createElement('a')
+    link.href = URL.createObjectURL(blob)
+    link.download = match ? match[1] : 'document.md'
+    document.body.append(link)
+    link.click()
+    link.remove()
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000)
+    return link.download
+  }
+
+  /**
+   * Follows the document's feed (renames, restores, named versions) until
+   * `signal` aborts: `onItem(item)` for each; reconnects after a drop, and
+   * then calls `onItem({kind: 'reload'})` since items may have been missed.
+   */
+  async follow (id, onItem, signal) {
+    const url = new URL(`${this.base}/api/documents/${encodeURIComponent(id)}/feed`, window.location.origin)
+    const headers = { Accept: 'text/event-stream' }
+    if (this.token) headers.Authorization = `Bearer ${this.token}`
+    let delay = 500
+    let first = true
+    while (!signal.aborted) {
+      try {
+        const response = await fetch(url, { headers, signal })
+        if (!response.ok || !response.body) throw new Error(`feed: HTTP ${response.status}`)
+        if (!first) onItem({ kind: 'reload' })
+        first = false
+        delay = 500
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+        let buffer = ''
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          buffer += value
+          let end
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end)
+            buffer = buffer.slice(end + 2)
+            for (const line of block.split('\n')) {
+              if (!line.startsWith('data: ')) continue
+              try {
+                onItem(JSON.parse(line.slice(6)))
+              } catch {}
+            }
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) return
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      delay = Math.min(delay * 2, 15000)
+    }
+  }
 }

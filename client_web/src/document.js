@@ -2,12 +2,13 @@
 // pills, the people here, the editor with its Markdown preview, and the
 // history panel.
 
-import { h, replaceChildren, notify, notifyError } from './dom.js'
+import { h, replaceChildren, notify, notifyAction, notifyError } from './dom.js'
 import { DocumentSync } from './sync.js'
 import { createEditor, bindPreview, setReadOnly } from './editor.js'
 import { accessFor } from './access.js'
-import { announce, bindPeopleList, loadName, nameField } from './presence.js'
+import { actorName, announce, bindPeopleList, loadName, nameField, setContributors } from './presence.js'
 import { HistoryPanel } from './history.js'
+import { shortTime } from './slider.js'
 import { brand, connectionPill, savePill } from './chrome.js'
 
 const MODE_KEY = 'palimpsest.viewMode'
@@ -197,6 +198,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     h('div', { class: 'pills' }, [conn.el, save.el]),
     h('div', { class: 'header-spacer' }),
     nameField((newName) => {
+      myName = newName
       api.name = newName
       announce(sync.awareness, newName)
       sync.setName(newName)
@@ -209,11 +211,14 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   ])
   replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, toolbar, body]))
 
-  // The title and head seq come from the read side.
+  // The title and head seq come from the read side; the contributors' order
+  // gives everyone the same, distinct colours (re-announced once known).
+  let myName = name
   const loadInfo = async () => {
     try {
       const info = await api.getDocument(docId)
       title.show(info.title || '')
+      if (setContributors(info.contributors)) announce(sync.awareness, myName, access.identity ? colorKey : myName)
     } catch (err) {
       if (err.status === 404) {
         banner.hidden = false
@@ -224,11 +229,40 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     }
   }
   loadInfo()
-  const titleTimer = setInterval(() => {
-    if (document.visibilityState === 'visible' && document.activeElement !== title.input) {
-      api.getDocument(docId).then((info) => title.show(info.title || ''), () => {})
+
+  // What others do to the document besides typing reaches us through its feed
+  // (renames, restores, named versions), the moment it is committed.
+  const feedAbort = new AbortController()
+  const restoreNotice = async (item) => {
+    let when = ''
+    try {
+      when = shortTime((await api.getDocument(docId, { at: item.restored_from })).updated_at)
+    } catch {}
+    const who = item.actor === (access.identity ? access.identity.userId : myName) ? 'You' : actorName(item.actor)
+    notifyAction(`${who} restored the version of ${when || 'an earlier time'}`, {
+      label: 'Undo',
+      testid: 'restore-notice',
+      onAction: async () => {
+        try {
+          await api.restore(docId, item.seq - 1)
+        } catch (err) {
+          notifyError('Could not undo the restore', err)
+        }
+      }
+    })
+  }
+  api.follow(docId, (item) => {
+    if (item.kind === 'rename') {
+      title.show(item.title || '')
+    } else if (item.kind === 'restore') {
+      restoreNotice(item)
+    } else if (item.kind === 'reload') {
+      loadInfo()
     }
-  }, 30000)
+    history.changed()
+  }, feedAbort.signal)
+  const urlPoint = Number(new URL(window.location.href).searchParams.get('v'))
+  if (Number.isInteger(urlPoint) && urlPoint > 0) history.select(urlPoint)
 
   // Unsent edits are the one thing a person could lose by leaving.
   const beforeUnload = (event) => {
@@ -244,7 +278,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   window.__palimpsest = { sync, view, history }
 
   return () => {
-    clearInterval(titleTimer)
+    feedAbort.abort()
     window.removeEventListener('keydown', onKey)
     window.removeEventListener('beforeunload', beforeUnload)
     history.destroy()

@@ -74,6 +74,38 @@ export const notify = (message, { kind = 'info', timeout } = {}) => {
   setTimeout(remove, timeout ?? (kind === 'error' ? 9000 : 3500))
 }
 
+/**
+ * A message with one action button ("Undo"), kept until acted on, dismissed
+ * or `timeout` ms; returns the toast element.
+ */
+export const notifyAction = (message, { label, onAction, timeout = 20000, testid } = {}) => {
+  const root = toastRoot()
+  if (!root) return null
+  const remove = () => toast.remove()
+  const action = h('button', {
+    type: 'button',
+    class: 'toast-action',
+    text: label,
+    attrs: { 'data-testid': testid ? `${testid}-action` : null },
+    on: { click: () => { remove(); onAction() } }
+  })
+  const close = h('button', {
+    class: 'toast-close',
+    type: 'button',
+    text: '×',
+    attrs: { 'aria-label': 'Dismiss message' },
+    on: { click: remove }
+  })
+  const toast = h('div', { class: 'toast toast-info toast-with-action', attrs: { role: 'status', 'data-testid': testid || null } }, [
+    h('span', { class: 'toast-text', text: message }),
+    action,
+    close
+  ])
+  root.append(toast)
+  setTimeout(remove, timeout)
+  return toast
+}
+
 /** Shows an error from api.js (or anything thrown) politely. */
 export const notifyError = (what, err) => {
   const detail = err && err.message ? err.message : String(err)

@@ -1,73 +1,32 @@
-// The history panel: revisions and named versions, a slider over every event
-// seq, a read-only view of the text at a seq with what changed since
-// highlighted by author, restore (behind a confirmation) and naming a version.
+// The history panel: a time slider (by revision, by change, or between named
+// versions; markers; playback), the revisions as working sessions with every
+// author's share, named versions (rename, delete), and the stage: the
+// document at a chosen point with that revision's own changes marked in each
+// author's colour (or any two points compared), with next/previous change.
+// Restore, copy to a new document and download act on the chosen point; the
+// URL (?v=SEQ) names it, so a view can be shared.
 //
 // Restore is a command on the server; its effect reaches this editor (and
-// every other) as an ordinary update over the WebSocket, so nothing here
-// touches the Y.Doc.
+// every other) as an ordinary update over the WebSocket, and its notice
+// through the document's feed (document.js), so nothing here touches the
+// Y.Doc.
 
-import { h, replaceChildren, notify, notifyError, timeEl, absoluteTime, debounce } from './dom.js'
-import { actorName, avatar, colorFor } from './presence.js'
+import { h, replaceChildren, notify, notifyError, debounce } from './dom.js'
+import { actorName, avatar, colorFor, setContributors } from './presence.js'
 import { answerSeq } from './api.js'
+import { TimeSlider, shortTime, namesOf } from './slider.js'
+import { ChangeNavigator, changeNodes, renderLegend } from './changes.js'
 
-const PAGE = 50
+const PAGE = 200
 
-/**
- * Builds the spans of the history view: the text at `from`, with text that
- * was deleted since marked in place and text inserted since shown as markers.
- * Inserted text is drawn by CSS from `data-text`, so the element's text
- * content stays exactly the old text (what was there at that moment).
- *
- * Returns the authors of the changes, or null when `changes` does not
- * describe `oldText` (then the caller shows the plain text).
- *
- * @param {string} oldText
- * @param {Array<{op: string, text: string, author?: any}>} changes
- */
-export const diffNodes = (oldText, changes) => {
-  if (!Array.isArray(changes)) return null
-  const old = changes.filter((c) => c.op === 'keep' || c.op === 'delete').map((c) => c.text).join('')
-  if (old !== oldText) return null
-  const nodes = []
-  const authors = new Map()
-  for (const change of changes) {
-    if (!change.text) continue
-    if (change.op === 'keep') {
-      nodes.push(document.createTextNode(change.text))
-      continue
-    }
-    const name = change.author ? actorName(change.author) : null
-    const { color, colorLight } = colorFor(name || 'unknown')
-    if (name) {
-      const entry = authors.get(name) || { name, color, inserted: 0, deleted: 0 }
-      entry[change.op === 'insert' ? 'inserted' : 'deleted'] += change.text.length
-      authors.set(name, entry)
-    }
-    const style = { '--author': color, '--author-light': colorLight }
-    if (change.op === 'delete') {
-      nodes.push(h('del', {
-        class: 'chg chg-del',
-        style,
-        title: name ? `Removed later by ${name}` : 'Removed later',
-        text: change.text
-      }))
-    } else if (change.op === 'insert') {
-      nodes.push(h('ins', {
-        class: 'chg chg-ins',
-        style,
-        title: name ? `Added later by ${name}` : 'Added later',
-        dataset: { text: change.text }
-      }))
-    }
-  }
-  return { nodes, authors: Array.from(authors.values()) }
+/** Sets or clears `?v=` in the address bar without a navigation. */
+const setUrlPoint = (seq) => {
+  const url = new URL(window.location.href)
+  if (seq) url.searchParams.set('v', String(seq))
+  else url.searchParams.delete('v')
+  window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash)
 }
 
-/**
- * The history panel (an aside) and the stage that shows an old text in
- * place of the editor. Callbacks: `onEnterView()` when an old text is shown,
- * `onExitView()` when back to the live editor.
- */
 export class HistoryPanel {
   /**
    * @param {{api: import('./api.js').Api, docId: string,
@@ -77,7 +36,6 @@ export class HistoryPanel {
    */
   constructor ({ api, docId, sync, onEnterView, onExitView, onTitle, canEdit = true }) {
     this.api = api
-    /** Restoring and naming versions are write commands (server/read/api.py requires write). */
     this.canEdit = canEdit
     this.docId = docId
     this.sync = sync
@@ -86,18 +44,24 @@ export class HistoryPanel {
     this.onTitle = onTitle || (() => {})
     this.head = 0
     this.selected = null
+    this.compareFrom = ''
     this.isOpen = false
     this.revisionsNext = null
     this.viewAbort = null
+    this.previewAbort = null
     this.revisions = []
     this.versions = []
 
+    this.slider = new TimeSlider({
+      onMove: (seq) => this._previewSoon(seq),
+      onSettle: (seq) => this.select(seq)
+    })
     this._buildPanel()
     this._buildStage()
     this._buildDialog()
 
-    this._refreshSoon = debounce(() => this.refresh(), 1200)
-    this._loadSoon = debounce((seq) => this.select(seq), 180)
+    this._refreshSoon = debounce(() => this.refresh(), 600)
+    this._previewSoon = debounce((seq) => this.preview(seq), 60)
     sync.on('head', (seq) => {
       this._setHead(seq)
       if (this.isOpen) this._refreshSoon()
@@ -116,25 +80,7 @@ export class HistoryPanel {
       on: { click: () => this.close() }
     })
 
-    this.slider = h('input', {
-      type: 'range',
-      class: 'slider',
-      id: 'history-slider',
-      min: '1',
-      max: '1',
-      step: '1',
-      value: '1',
-      disabled: true,
-      attrs: { 'data-testid': 'history-slider', 'aria-describedby': 'history-slider-label' }
-    })
-    this.sliderLabel = h('output', { class: 'slider-label', id: 'history-slider-label', htmlFor: 'history-slider' })
-    this.slider.addEventListener('input', () => {
-      const seq = Number(this.slider.value)
-      this._describeSlider(seq)
-      this._loadSoon(seq)
-    })
-
-    this.selectionTitle = h('p', { class: 'selection-title', attrs: { 'aria-live': 'polite' } })
+    this.selectionTitle = h('p', { class: 'selection-title', attrs: { 'aria-live': 'polite', 'data-testid': 'selection-title' } })
     this.restoreButton = h('button', {
       type: 'button',
       class: 'button button-primary',
@@ -142,6 +88,30 @@ export class HistoryPanel {
       disabled: true,
       attrs: { 'data-testid': 'restore-button' },
       on: { click: () => this._askRestore() }
+    })
+    this.copyButton = h('button', {
+      type: 'button',
+      class: 'button button-small',
+      text: 'Copy to a new document',
+      disabled: true,
+      attrs: { 'data-testid': 'copy-button' },
+      on: { click: () => this._copy() }
+    })
+    this.downloadButton = h('button', {
+      type: 'button',
+      class: 'button button-small',
+      text: 'Download .md',
+      attrs: { 'data-testid': 'download-button' },
+      on: { click: () => this._download() }
+    })
+    this.compareSelect = h('select', {
+      class: 'input input-small',
+      id: 'compare-select',
+      attrs: { 'data-testid': 'compare-select' }
+    })
+    this.compareSelect.addEventListener('change', () => {
+      this.compareFrom = this.compareSelect.value
+      if (this.selected !== null) this.select(this.selected)
     })
     this.versionName = h('input', {
       type: 'text',
@@ -194,14 +164,13 @@ export class HistoryPanel {
         this.closeButton
       ]),
       h('div', { class: 'panel-body' }, [
-        h('section', { class: 'panel-section scrub', attrs: { 'aria-label': 'Go to any change' } }, [
-          h('label', { htmlFor: 'history-slider', class: 'field-label', text: 'Every change, oldest to newest' }),
-          this.slider,
-          this.sliderLabel
-        ]),
+        this.slider.el,
         h('section', { class: 'panel-section selection', attrs: { 'aria-label': 'Selected version' } }, [
           this.selectionTitle,
           h('div', { class: 'button-row' }, [this.restoreButton]),
+          h('div', { class: 'button-row' }, [this.copyButton, this.downloadButton]),
+          h('label', { class: 'field-label', htmlFor: 'compare-select', text: 'Show changes' }),
+          this.compareSelect,
           versionForm
         ]),
         h('section', { class: 'panel-section' }, [
@@ -224,13 +193,14 @@ export class HistoryPanel {
         else this.close()
       }
     })
+    this._renderCompare()
     this._describeSelection()
   }
 
   _buildStage () {
-    this.stageTitle = h('p', { class: 'stage-title' })
+    this.stageTitle = h('p', { class: 'stage-title', attrs: { 'data-testid': 'stage-title' } })
     this.stageWhen = h('span', { class: 'stage-when' })
-    this.legend = h('div', { class: 'legend', attrs: { 'aria-label': 'Changes since then, by author' } })
+    this.legend = h('div', { class: 'legend', attrs: { 'aria-label': 'Changes by author', 'data-testid': 'legend' } })
     this.highlightToggle = h('input', { type: 'checkbox', checked: true, id: 'highlight-changes' })
     this.highlightToggle.addEventListener('change', () => {
       this.view.classList.toggle('hide-changes', !this.highlightToggle.checked)
@@ -244,6 +214,7 @@ export class HistoryPanel {
         'aria-label': 'The document as it was (read-only)'
       }
     })
+    this.navigator = new ChangeNavigator(this.view)
     this.stage = h('section', { class: 'history-stage', hidden: true, attrs: { 'aria-label': 'Earlier version' } }, [
       h('div', { class: 'stage-banner' }, [
         h('div', { class: 'stage-banner-text' }, [
@@ -261,7 +232,8 @@ export class HistoryPanel {
         })
       ]),
       h('div', { class: 'stage-tools' }, [
-        h('label', { class: 'check', htmlFor: 'highlight-changes' }, [this.highlightToggle, ' Highlight what changed since']),
+        this.navigator.el,
+        h('label', { class: 'check', htmlFor: 'highlight-changes' }, [this.highlightToggle, ' Highlight changes']),
         this.legend
       ]),
       h('div', { class: 'history-scroll' }, [this.view])
@@ -316,6 +288,7 @@ export class HistoryPanel {
     this.panel.hidden = true
     this.panel.classList.remove('is-open')
     this._refreshSoon.cancel()
+    this.slider.pause()
     this.exitView()
     this._emitToggle()
   }
@@ -336,19 +309,22 @@ export class HistoryPanel {
 
   destroy () {
     this._refreshSoon.cancel()
-    this._loadSoon.cancel()
+    this._previewSoon.cancel()
+    this.slider.pause()
     if (this.viewAbort) this.viewAbort.abort()
+    if (this.previewAbort) this.previewAbort.abort()
     this.dialog.remove()
+  }
+
+  /** Something changed in the history (the document's feed): reload what is shown. */
+  changed () {
+    if (this.isOpen) this._refreshSoon()
   }
 
   _setHead (seq) {
     if (!(seq > this.head)) return
-    const following = this.selected === null || Number(this.slider.value) === this.head
     this.head = seq
-    this.slider.max = String(seq)
-    this.slider.disabled = false
-    if (this.selected === null && following) this.slider.value = String(seq)
-    this._describeSlider(Number(this.slider.value))
+    this.slider.update({ head: seq })
     this._describeSelection()
   }
 
@@ -371,27 +347,25 @@ export class HistoryPanel {
     if (info.status === 'fulfilled' && info.value) {
       this._setHead(info.value.seq || 0)
       if (info.value.title) this.onTitle(info.value.title)
+      setContributors(info.value.contributors)
     }
     if (revisions.status === 'fulfilled') {
-      const items = revisions.value.items || []
-      this.revisions = items
+      this.revisions = revisions.value.items || []
       this.revisionsNext = revisions.value.next || null
-      for (const item of items) this._setHead(item.to_seq || 0)
-      this._renderRevisions()
+      for (const item of this.revisions) this._setHead(item.to_seq || 0)
     } else {
       this.revisionStatus.textContent = `Could not load revisions: ${revisions.reason.message}`
     }
     if (versions.status === 'fulfilled') {
       this.versions = versions.value.items || []
-      this._renderVersions()
     } else {
       this.versionEmpty.hidden = false
       this.versionEmpty.textContent = `Could not load named versions: ${versions.reason.message}`
     }
-    if (this.head === 0) {
-      this.slider.disabled = true
-      this._describeSlider(0)
-    }
+    this.slider.update({ revisions: this.revisions, versions: this.versions, head: this.head })
+    this._renderRevisions()
+    this._renderVersions()
+    this._renderCompare()
   }
 
   async _loadMoreRevisions () {
@@ -401,12 +375,22 @@ export class HistoryPanel {
       const page = await this.api.listRevisions(this.docId, { limit: PAGE, cursor: this.revisionsNext })
       this.revisions = this.revisions.concat(page.items || [])
       this.revisionsNext = page.next || null
+      this.slider.update({ revisions: this.revisions })
       this._renderRevisions()
     } catch (err) {
       notifyError('Could not load older revisions', err)
     } finally {
       this.moreButton.disabled = false
     }
+  }
+
+  _revisionAt (seq) {
+    return this.revisions.find((r) => r.from_seq <= seq && seq <= r.to_seq) || null
+  }
+
+  _timeOf (seq) {
+    const revision = this._revisionAt(seq)
+    return revision ? shortTime(revision.ended_at) : ''
   }
 
   _renderRevisions () {
@@ -417,58 +401,163 @@ export class HistoryPanel {
   }
 
   _revisionItem (rev) {
-    const names = (rev.authors || []).map(actorName)
-    const range = rev.from_seq === rev.to_seq ? `change ${rev.to_seq}` : `changes ${rev.from_seq}–${rev.to_seq}`
-    const counts = h('span', { class: 'counts' }, [
-      h('span', { class: 'count-ins', text: `+${rev.inserted ?? 0}` }),
-      h('span', { class: 'count-del', text: `−${rev.deleted ?? 0}` })
-    ])
+    const names = namesOf(rev)
+    const restore = rev.kind === 'restore'
+    const shares = (rev.shares || []).map((s) => `${actorName(s.author)} +${s.inserted} −${s.deleted}`).join(', ')
+    const when = rev.started_at && shortTime(rev.started_at) !== shortTime(rev.ended_at)
+      ? `${shortTime(rev.started_at)}–${shortTime(rev.ended_at)}`
+      : shortTime(rev.ended_at)
+    const restoredWhen = restore ? this._timeOf(rev.restored_from) : ''
+    const title = restore
+      ? [h('span', { class: 'restore-mark', text: '↺ ', attrs: { 'aria-hidden': 'true' } }),
+          h('span', { class: 'author', style: { color: colorFor(names[0] || '').color }, text: names[0] || 'Someone' }),
+          ` restored ${restoredWhen ? `the version of ${restoredWhen}` : 'an earlier version'}`]
+      : names.length
+        ? names.flatMap((name, i) => [i ? ', ' : null, h('span', { class: 'author', style: { color: colorFor(name).color }, text: name })]).filter(Boolean)
+        : ['Unknown author']
     const button = h('button', {
       type: 'button',
-      class: 'history-item',
-      dataset: { seq: String(rev.to_seq) },
-      title: `${absoluteTime(rev.ended_at)}: ${rev.inserted ?? 0} characters added, ${rev.deleted ?? 0} removed`,
+      class: `history-item${restore ? ' history-item-restore' : ''}`,
+      dataset: { seq: String(rev.to_seq), kind: rev.kind || 'edit' },
+      title: shares ? `${shares} characters` : '',
       attrs: { 'data-testid': 'revision-item' },
       on: { click: () => this.select(rev.to_seq) }
     }, [
       h('span', { class: 'avatar-stack' }, names.slice(0, 3).map((name) => avatar(name, { size: 'sm' }))),
       h('span', { class: 'history-item-main' }, [
-        h('span', { class: 'history-item-title' }, names.length
-          ? names.flatMap((name, i) => [i ? ', ' : null, h('span', { class: 'author', style: { color: colorFor(name).color }, text: name })]).filter(Boolean)
-          : ['Unknown author']),
-        h('span', { class: 'history-item-meta' }, [timeEl(rev.ended_at || rev.started_at), ` · ${range}`])
+        h('span', { class: 'history-item-title' }, title),
+        h('span', { class: 'history-item-meta', text: shares && names.length > 1 ? `${when} · ${shares}` : when })
       ]),
-      counts
+      h('span', { class: 'counts' }, [
+        h('span', { class: 'count-ins', text: `+${rev.inserted ?? 0}` }),
+        h('span', { class: 'count-del', text: `−${rev.deleted ?? 0}` })
+      ])
     ])
     return h('li', {}, [button])
   }
 
   _renderVersions () {
     const items = [...this.versions].sort((a, b) => b.seq - a.seq)
-    replaceChildren(this.versionList, ...items.map((version) => {
-      const who = version.actor ? actorName(version.actor) : null
-      return h('li', {}, [h('button', {
-        type: 'button',
-        class: 'history-item history-item-version',
-        dataset: { seq: String(version.seq) },
-        attrs: { 'data-testid': 'version-item' },
-        on: { click: () => this.select(version.seq) }
-      }, [
-        h('span', { class: 'version-mark', attrs: { 'aria-hidden': 'true' } }, ['◆']),
-        h('span', { class: 'history-item-main' }, [
-          h('span', { class: 'history-item-title', text: version.name }),
-          h('span', { class: 'history-item-meta' }, [
-            `change ${version.seq}`,
-            who ? ` · ${who}` : '',
-            version.created_at ? ' · ' : '',
-            version.created_at ? timeEl(version.created_at) : ''
-          ])
-        ])
-      ])])
-    }))
+    replaceChildren(this.versionList, ...items.map((version) => this._versionItem(version)))
     this.versionEmpty.hidden = items.length > 0
     this.versionEmpty.textContent = 'No named versions yet.'
     this._markCurrent()
+  }
+
+  _versionItem (version) {
+    const who = version.actor ? actorName(version.actor) : null
+    const main = h('button', {
+      type: 'button',
+      class: 'history-item history-item-version',
+      dataset: { seq: String(version.seq) },
+      attrs: { 'data-testid': 'version-item' },
+      on: { click: () => this.select(version.seq) }
+    }, [
+      h('span', { class: 'version-mark', attrs: { 'aria-hidden': 'true' } }, ['◆']),
+      h('span', { class: 'history-item-main' }, [
+        h('span', { class: 'history-item-title', text: version.name }),
+        h('span', { class: 'history-item-meta', text: [this._timeOf(version.seq) || shortTime(version.created_at), who].filter(Boolean).join(' · ') })
+      ])
+    ])
+    const tools = this.canEdit && version.id
+      ? h('span', { class: 'version-tools' }, [
+        h('button', {
+          type: 'button',
+          class: 'icon-button icon-small',
+          text: '✎',
+          attrs: { 'aria-label': `Rename ${version.name}`, 'data-testid': 'rename-version' },
+          on: { click: () => this._renameVersion(version, item) }
+        }),
+        h('button', {
+          type: 'button',
+          class: 'icon-button icon-small',
+          text: '🗑',
+          attrs: { 'aria-label': `Delete the name ${version.name}`, 'data-testid': 'delete-version' },
+          on: { click: (event) => this._deleteVersion(version, event.currentTarget) }
+        })
+      ])
+      : null
+    const item = h('li', { class: 'version-row' }, [main, tools])
+    return item
+  }
+
+  _renameVersion (version, item) {
+    const input = h('input', {
+      type: 'text',
+      class: 'input input-small',
+      value: version.name,
+      maxLength: 120,
+      attrs: { 'aria-label': 'New name', 'data-testid': 'rename-version-input' }
+    })
+    const form = h('form', { class: 'inline-form rename-form' }, [input,
+      h('button', { type: 'submit', class: 'button button-small', text: 'Save' })])
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault()
+      const name = input.value.trim()
+      if (!name || name === version.name) {
+        this._renderVersions()
+        return
+      }
+      try {
+        const answer = await this.api.renameVersion(this.docId, version.id, name)
+        version.name = name
+        this._renderVersions()
+        await this.refresh({ minSeq: answerSeq(answer) || undefined })
+      } catch (err) {
+        notifyError('Could not rename the version', err)
+      }
+    })
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.stopPropagation()
+        this._renderVersions()
+      }
+    })
+    replaceChildren(item, form)
+    input.focus()
+    input.select()
+  }
+
+  async _deleteVersion (version, button) {
+    // Two steps: the first click asks, the second (within 5 s) deletes the name.
+    if (button.dataset.confirm !== 'yes') {
+      button.dataset.confirm = 'yes'
+      button.textContent = 'Delete name?'
+      button.classList.add('is-confirming')
+      setTimeout(() => {
+        if (button.isConnected) {
+          button.dataset.confirm = ''
+          button.textContent = '🗑'
+          button.classList.remove('is-confirming')
+        }
+      }, 5000)
+      return
+    }
+    try {
+      const answer = await this.api.deleteVersion(this.docId, version.id)
+      this.versions = this.versions.filter((v) => v.id !== version.id)
+      this._renderVersions()
+      notify(`The name “${version.name}” is gone; the history it named is kept.`, { kind: 'success' })
+      await this.refresh({ minSeq: answerSeq(answer) || undefined })
+    } catch (err) {
+      notifyError('Could not delete the name', err)
+    }
+  }
+
+  _renderCompare () {
+    const options = [
+      h('option', { value: '', text: 'made in this revision' }),
+      h('option', { value: 'now', text: 'between this and now' })
+    ]
+    for (const version of [...this.versions].sort((a, b) => b.seq - a.seq)) {
+      options.push(h('option', { value: String(version.seq), text: `since “${version.name}”` }))
+    }
+    for (const rev of this.revisions.slice(0, 50)) {
+      options.push(h('option', { value: String(rev.to_seq), text: `since ${shortTime(rev.ended_at)} (${namesOf(rev).join(', ')})` }))
+    }
+    replaceChildren(this.compareSelect, ...options)
+    this.compareSelect.value = this.compareFrom
+    if (this.compareSelect.value !== this.compareFrom) this.compareFrom = this.compareSelect.value = ''
   }
 
   _markCurrent () {
@@ -479,109 +568,139 @@ export class HistoryPanel {
     }
   }
 
-  _describeSlider (seq) {
-    const text = this.head === 0
-      ? 'No changes yet'
-      : seq >= this.head ? `Change ${seq} of ${this.head} (now)` : `Change ${seq} of ${this.head}`
-    this.sliderLabel.textContent = text
-    this.slider.setAttribute('aria-valuetext', text)
+  _pointName (seq) {
+    const version = this.versions.find((v) => v.seq === seq)
+    if (version) return `Named version “${version.name}”`
+    const revision = this._revisionAt(seq)
+    if (!revision) return seq >= this.head ? 'Now' : 'An earlier version'
+    const names = namesOf(revision).join(', ')
+    if (revision.kind === 'restore') return `Restore by ${names}`
+    return `Revision by ${names}`
   }
 
   _describeSelection (at) {
+    const editing = this.canEdit
     if (this.selected === null) {
-      this.selectionTitle.textContent = this.head ? `Now: change ${this.head}` : 'Now'
+      this.selectionTitle.textContent = 'Now: the text you are editing'
       this.versionLabel.textContent = 'Name the current version'
       this.restoreButton.disabled = true
+      this.copyButton.disabled = !this.head
       return
     }
-    const when = at && at.updated_at ? ` · ${absoluteTime(at.updated_at)}` : ''
-    this.selectionTitle.textContent = `Viewing change ${this.selected}${when}`
+    const when = at && at.updated_at ? ` · ${shortTime(at.updated_at)}` : ''
+    this.selectionTitle.textContent = `${this._pointName(this.selected)}${when}`
     this.versionLabel.textContent = 'Name this version'
-    this.restoreButton.disabled = !this.canEdit || !(this.selected < this.head)
+    this.restoreButton.disabled = !editing || !(this.selected < this.head)
+    this.copyButton.disabled = false
   }
 
-  /** Shows the text at `seq` in place of the editor. */
+  _enterStage (title) {
+    const entering = this.stage.hidden
+    this.stage.hidden = false
+    this.stageTitle.textContent = title
+    if (entering) this.onEnterView()
+  }
+
+  /** While dragging or playing: the text at `seq` only, stale fetches cancelled. */
+  async preview (seq) {
+    if (this.previewAbort) this.previewAbort.abort()
+    const abort = new AbortController()
+    this.previewAbort = abort
+    this._enterStage(this._pointName(seq))
+    this.stage.classList.add('is-loading')
+    try {
+      const at = await this.api.getDocument(this.docId, { at: seq, signal: abort.signal })
+      if (abort.signal.aborted) return
+      this.stage.classList.remove('is-loading')
+      this.view.textContent = at.text ?? ''
+      this.view.classList.toggle('is-empty', !at.text)
+      this.stageWhen.textContent = shortTime(at.updated_at)
+      this.stageTitle.textContent = this._pointName(seq)
+      this.navigator.reset()
+      replaceChildren(this.legend)
+    } catch (err) {
+      if (!abort.signal.aborted) this.stage.classList.remove('is-loading')
+    }
+  }
+
+  /** The range whose changes the view marks when `seq` is shown. */
+  _range (seq) {
+    if (this.compareFrom === 'now') return [seq, Math.max(seq, this.head)]
+    if (this.compareFrom) {
+      const other = Number(this.compareFrom)
+      return [Math.min(other, seq), Math.max(other, seq)]
+    }
+    const revision = this._revisionAt(seq)
+    return [revision ? revision.from_seq - 1 : Math.max(0, seq - 1), seq]
+  }
+
+  /**
+   * Shows the document at `seq` in place of the editor, with the changes of
+   * its revision (or of the compared range) marked by author.
+   */
   async select (seq) {
     seq = Math.max(1, Math.round(Number(seq)))
     if (!Number.isFinite(seq)) return
     if (!this.isOpen) this.open()
+    this._previewSoon.cancel()
+    if (this.previewAbort) this.previewAbort.abort()
     this.selected = seq
-    this.slider.value = String(seq)
-    this._describeSlider(seq)
+    this.slider.moveTo(seq, { quiet: true })
     this._describeSelection()
     this._markCurrent()
-    const entering = this.stage.hidden
-    this.stage.hidden = false
+    setUrlPoint(seq)
     this.stage.classList.add('is-loading')
-    this.stageTitle.textContent = `As it was at change ${seq}`
+    this._enterStage(this._pointName(seq))
     this.stageWhen.textContent = ''
-    if (entering) this.onEnterView()
 
     if (this.viewAbort) this.viewAbort.abort()
     const abort = new AbortController()
     this.viewAbort = abort
-    // "Changes since" are against the newest text the read side has; others'
-    // edits reach us without a seq, so ask for it alongside the old text.
-    const [at, now] = await Promise.allSettled([
-      this.api.getDocument(this.docId, { at: seq, signal: abort.signal }),
-      this.api.getDocument(this.docId, { minSeq: this.sync.headSeq || undefined, signal: abort.signal })
-    ])
-    if (abort.signal.aborted || this.selected !== seq) return
-    if (now.status === 'fulfilled' && now.value) this._setHead(now.value.seq || 0)
-    const head = this.head
-    const [diff] = await Promise.allSettled([
-      head > seq ? this.api.diff(this.docId, seq, head, { signal: abort.signal }) : Promise.resolve(null)
+    const [from, to] = this._range(seq)
+    const [at, diff] = await Promise.allSettled([
+      this.api.getDocument(this.docId, { at: to, signal: abort.signal }),
+      from < to ? this.api.diff(this.docId, from, to, { signal: abort.signal }) : Promise.resolve(null)
     ])
     if (abort.signal.aborted || this.selected !== seq) return
     this.stage.classList.remove('is-loading')
     if (at.status === 'rejected') {
       replaceChildren(this.view, h('p', { class: 'stage-error', text: `Could not load this version: ${at.reason.message}` }))
       replaceChildren(this.legend)
+      this.navigator.reset()
       return
     }
     const text = at.value.text ?? ''
-    this.stageWhen.textContent = at.value.updated_at ? absoluteTime(at.value.updated_at) : ''
+    this.stageWhen.textContent = shortTime(at.value.updated_at)
+    this.stageTitle.textContent = to === seq
+      ? this._pointName(seq)
+      : `${this._pointName(seq)}, compared with now`
     this._describeSelection(at.value)
-    const rendered = diff.status === 'fulfilled' && diff.value ? diffNodes(text, diff.value.changes) : null
+    const rendered = diff.status === 'fulfilled' && diff.value ? changeNodes(text, diff.value.changes) : null
     if (rendered) {
       replaceChildren(this.view, ...rendered.nodes)
-      this._renderLegend(rendered.authors, head)
+      renderLegend(this.legend, rendered.authors, 'No changes in this range.')
     } else {
       this.view.textContent = text
-      replaceChildren(this.legend, head > seq
-        ? h('span', { class: 'muted small', text: diff.status === 'rejected' ? 'Changes since then are not available.' : '' })
-        : h('span', { class: 'muted small', text: 'This is the current text.' }))
+      replaceChildren(this.legend, h('span', {
+        class: 'muted small',
+        text: diff.status === 'rejected' ? 'The changes are not available.' : 'No changes to show.'
+      }))
     }
-    if (!text) this.view.classList.add('is-empty')
-    else this.view.classList.remove('is-empty')
-  }
-
-  _renderLegend (authors, head) {
-    if (authors.length === 0) {
-      replaceChildren(this.legend, h('span', { class: 'muted small', text: `No changes between then and now (change ${head}).` }))
-      return
-    }
-    replaceChildren(this.legend, ...authors.map((a) => h('span', {
-      class: 'legend-item',
-      title: `${a.name}: ${a.inserted} characters added, ${a.deleted} removed since`
-    }, [
-      h('span', { class: 'legend-swatch', style: { 'background-color': a.color }, attrs: { 'aria-hidden': 'true' } }),
-      `${a.name} `,
-      h('span', { class: 'count-ins', text: `+${a.inserted}` }),
-      ' ',
-      h('span', { class: 'count-del', text: `−${a.deleted}` })
-    ])))
+    this.view.classList.toggle('is-empty', !text)
+    this.navigator.reset()
   }
 
   /** Back to the live editor. */
   exitView () {
     if (this.viewAbort) this.viewAbort.abort()
-    this._loadSoon.cancel()
+    if (this.previewAbort) this.previewAbort.abort()
+    this._previewSoon.cancel()
+    this.slider.pause()
     const wasViewing = !this.stage.hidden
     this.selected = null
     this.stage.hidden = true
-    if (this.head) this.slider.value = String(this.head)
-    this._describeSlider(this.head)
+    setUrlPoint(null)
+    this.slider.update({ head: this.head })
     this._describeSelection()
     this._markCurrent()
     if (wasViewing) this.onExitView()
@@ -589,8 +708,8 @@ export class HistoryPanel {
 
   _askRestore () {
     if (!this.canEdit || this.selected === null || !(this.selected < this.head)) return
-    this.dialogText.textContent = `The text will become what it was at change ${this.selected}, for everyone editing. ` +
-      'Nothing is lost: today’s text stays in the history and can be restored too.'
+    this.dialogText.textContent = `The text will become what it was at ${this._timeOf(this.selected) || 'that point'} (${this._pointName(this.selected)}), for everyone editing. ` +
+      'Nothing is lost: today’s text stays in the history and one click undoes the restore.'
     this.confirmButton.disabled = false
     this.dialog.showModal()
     this.confirmButton.focus()
@@ -603,7 +722,7 @@ export class HistoryPanel {
     try {
       const result = await this.api.restore(this.docId, seq)
       this.dialog.close()
-      notify(`Restored the version from change ${seq}.`, { kind: 'success' })
+      // Everyone, this page included, is told through the document's feed.
       this.exitView()
       if (result && result.seq) this._setHead(result.seq)
       await this.refresh({ minSeq: result && result.seq ? result.seq : undefined })
@@ -612,6 +731,31 @@ export class HistoryPanel {
       notifyError('Could not restore', err)
     } finally {
       this.confirmButton.disabled = false
+    }
+  }
+
+  async _copy () {
+    const seq = this.selected ?? this.head
+    if (!seq) return
+    this.copyButton.disabled = true
+    try {
+      const copy = await this.api.copyDocument(this.docId, seq)
+      const link = h('a', { href: `/d/${encodeURIComponent(copy.id)}`, text: copy.title, attrs: { 'data-testid': 'copy-link' } })
+      notify(`Copied to a new document: ${copy.title}`, { kind: 'success', timeout: 12000 })
+      const toast = document.querySelector('#toasts .toast:last-child .toast-text')
+      if (toast) replaceChildren(toast, 'Copied to a new document: ', link)
+    } catch (err) {
+      notifyError('Could not copy', err)
+    } finally {
+      this.copyButton.disabled = false
+    }
+  }
+
+  async _download () {
+    try {
+      await this.api.downloadMarkdown(this.docId, this.selected ?? undefined)
+    } catch (err) {
+      notifyError('Could not download', err)
     }
   }
 
@@ -632,16 +776,12 @@ export class HistoryPanel {
     try {
       const named = await this.api.nameVersion(this.docId, seq, name)
       this.versionName.value = ''
-      notify(`Named change ${seq} “${name}”.`, { kind: 'success' })
-      // Show the server's answer at once; then read the list at least as new
-      // as our own write (the read side may lag the command by a moment).
-      this.versions = [...this.versions.filter((v) => !(v.seq === named.seq && v.name === named.name)), named]
+      notify(`Named this version “${name}”.`, { kind: 'success' })
+      this.versions = [...this.versions.filter((v) => v.id !== named.id), named]
       this._renderVersions()
       const eventSeq = answerSeq(named)
       if (eventSeq) this._setHead(eventSeq)
-      const versions = await this.api.listVersions(this.docId, { minSeq: eventSeq })
-      this.versions = versions.items || []
-      this._renderVersions()
+      await this.refresh({ minSeq: eventSeq })
     } catch (err) {
       notifyError('Could not name the version', err)
     } finally {

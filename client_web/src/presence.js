@@ -114,16 +114,53 @@ const hslToHex = (hue, saturation, lightness) => {
   return `#${channel(0)}${channel(8)}${channel(4)}`
 }
 
+// The document's contributors in the order they first took part (the server
+// keeps that order): the n-th gets the n-th hue of a golden-angle walk, so
+// any two contributors' hues are at least ~20 degrees apart for up to 18 people,
+// and everyone sees the same colours. Names not (yet) among them fall back on
+// a hash of the name.
+const assigned = new Map()
+const GOLDEN_ANGLE = 137.508
+
+/** Gives the document's contributors (oldest first) their colours. */
+export const setContributors = (names) => {
+  let changed = false
+  for (const name of names || []) {
+    const key = cleanName(typeof name === 'string' ? name : String(name)).toLowerCase()
+    if (key && !assigned.has(key)) {
+      assigned.set(key, assigned.size)
+      changed = true
+    }
+  }
+  return changed
+}
+
+const readable = (hue, lightness) => {
+  let color = hslToHex(hue, 62, lightness)
+  while (1.05 / (luminance(color) + 0.05) < 4.6 && lightness > 10) {
+    lightness -= 2
+    color = hslToHex(hue, 62, lightness)
+  }
+  return color
+}
+
 /**
- * The colour of a person, derived from their name so that everyone sees the
- * same colour for the same name, in the editor and in the history.
+ * The colour of a person: by their place among the document's contributors,
+ * else derived from their name, so that everyone sees the same colour for the
+ * same name, in the editor and in the history.
  *
  * @param {string} name
  * @returns {{color: string, colorLight: string}} `color` is dark enough for
  *   white text; `colorLight` is a translucent tint for selections and marks.
  */
 export const colorFor = (name) => {
-  const value = hash(cleanName(name).toLowerCase() || '?')
+  const key = cleanName(name).toLowerCase()
+  const place = assigned.get(key)
+  if (place !== undefined) {
+    const color = readable((210 + place * GOLDEN_ANGLE) % 360, place % 2 === 0 ? 42 : 34)
+    return { color, colorLight: `${color}33` }
+  }
+  const value = hash(key || '?')
   const hue = value % 360
   // Two lightness steps so neighbouring hues still differ; then darker until
   // white text on it passes WCAG AA (4.5:1): yellows and greens need it.

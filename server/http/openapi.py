@@ -70,6 +70,8 @@ SCHEMAS: Json = {
                               "size": INT, "contributors": {"type": "array", "items": STR}}),
     "Document": _obj({
         "id": STR, "title": STR, "seq": INT, "text": STR, "updated_at": TIME,
+        "contributors": {"type": "array", "items": STR, "description": "now only: who "
+                         "edited it, in the order they first did (the colours' order)"},
         "head_hash": {"type": ["string", "null"], "description":
                       "hex SHA-256: the log's hash chain after event `seq` (64 zeros at 0)"},
         "absorbed": {**_ref("Absorbed"), "description":

@@ -7,7 +7,8 @@ Two reads replay text changes in pure Python: the text at a past seq and the dif
 seqs. Given a ReadPool (workers.py) they run in its workers, each with its own Queries
 (`worker_queries`), so they never hold the event loop; what stays on the loop is checking
 the request and waiting for the read side, a few small queries. A diff may span at most
-`max_diff_events` events (TooLarge past that).
+`max_diff_events` events when set (TooLarge past that); it is the word diff of the texts at
+its two seqs, so its cost does not grow with the span.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class ChangeCache:
             self._rows -= len(dropped)
 
 
-DEFAULT_MAX_DIFF_EVENTS = 100_000
+DEFAULT_MAX_DIFF_EVENTS = 0  # no limit
 # A diff over at most this many events says who made each change (it replays them, a few
 # milliseconds a thousand); a longer one is the word diff of the two texts alone. Equal to the
 # most events a revision holds, so a revision's own changes always have their authors.
@@ -300,7 +301,7 @@ class Queries:
             return {"id": doc_id, "title": doc.title, "seq": 0, "text": "",
                     "updated_at": iso(doc.created_at)}
         return {"id": doc_id, "title": view.title, "seq": view.seq, "text": view.text,
-                "updated_at": iso(view.updated_at)}
+                "updated_at": iso(view.updated_at), "contributors": view.contributors}
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
         position = await self._position(doc_id, seq)
@@ -431,7 +432,7 @@ class Queries:
         if from_seq > to_seq:
             raise BadRequest("from must not be after to")
         await self._position(doc_id, to_seq, "to")
-        if to_seq - from_seq > self.max_diff_events:
+        if 0 < self.max_diff_events < to_seq - from_seq:
             raise TooLarge(
                 f"this diff spans {to_seq - from_seq} events; one diff may span at most "
                 f"{self.max_diff_events}: ask for a shorter range, or read the texts at "
