@@ -85,7 +85,7 @@ async def test_a_restore_is_its_own_revision_and_diffs_across_it_read_in_words(
 
 
 async def read_feed(http: httpx.AsyncClient, doc_id: str, items: list[dict[str, Any]],
-                    ready: asyncio.Event) -> None:
+                    ready: asyncio.Event, enough: int, done: asyncio.Event) -> None:
     async with http.stream("GET", f"/api/documents/{doc_id}/feed") as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -93,6 +93,8 @@ async def read_feed(http: httpx.AsyncClient, doc_id: str, items: list[dict[str, 
             ready.set()
             if line.startswith("data: "):
                 items.append(json.loads(line[6:]))
+                if len(items) >= enough:
+                    done.set()
 
 
 async def test_named_versions_renamed_deleted_copied_downloaded_and_told_to_every_reader(
@@ -103,8 +105,8 @@ async def test_named_versions_renamed_deleted_copied_downloaded_and_told_to_ever
             ann.insert(0, "# Plan\n\nFirst step.")
             seq = await settle(http, "plan", 2)
         told: list[dict[str, Any]] = []
-        ready = asyncio.Event()
-        follower = asyncio.create_task(read_feed(http, "plan", told, ready))
+        ready, four = asyncio.Event(), asyncio.Event()
+        follower = asyncio.create_task(read_feed(http, "plan", told, ready, 4, four))
         async with asyncio.timeout(10):
             await ready.wait()
         named = await http.post("/api/documents/plan/versions", json={"seq": seq, "name": "v1"})
@@ -133,8 +135,7 @@ async def test_named_versions_renamed_deleted_copied_downloaded_and_told_to_ever
                                  json={"name": "x"})).status_code == 400
         # Every reader was told, in order, as each was committed.
         async with asyncio.timeout(10):
-            while len(told) < 4:
-                await asyncio.sleep(0.02)
+            await four.wait()
         follower.cancel()
         assert [(t["kind"], t.get("name") or t.get("title")) for t in told] == [
             ("version", "v1"), ("version_renamed", "First draft"), ("rename", "Plan B"),
