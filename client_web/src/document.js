@@ -214,10 +214,12 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   // The title and head seq come from the read side; the contributors' order
   // gives everyone the same, distinct colours (re-announced once known).
   let myName = name
+  const contributorsKnown = new Set()
   const loadInfo = async () => {
     try {
       const info = await api.getDocument(docId)
       title.show(info.title || '')
+      for (const c of info.contributors || []) contributorsKnown.add(String(c).toLowerCase())
       if (setContributors(info.contributors)) announce(sync.awareness, myName, access.identity ? colorKey : myName)
     } catch (err) {
       if (err.status === 404) {
@@ -229,6 +231,14 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     }
   }
   loadInfo()
+  // Until our first edit makes us a contributor, each acknowledgement may be
+  // the one that did: ask again (at most every 2 s) to take our colour.
+  const me = () => (access.identity ? colorKey : myName).toLowerCase()
+  let infoTimer = null
+  sync.on('head', () => {
+    if (infoTimer || contributorsKnown.has(me())) return
+    infoTimer = setTimeout(() => { infoTimer = null; loadInfo() }, 2000)
+  })
 
   // What others do to the document besides typing reaches us through its feed
   // (renames, restores, named versions), the moment it is committed.
@@ -259,7 +269,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     } else if (item.kind === 'reload') {
       loadInfo()
     }
-    history.changed()
+    history.changed(item)
   }, feedAbort.signal)
   const urlPoint = Number(new URL(window.location.href).searchParams.get('v'))
   if (Number.isInteger(urlPoint) && urlPoint > 0) history.select(urlPoint)
@@ -279,6 +289,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
 
   return () => {
     feedAbort.abort()
+    clearTimeout(infoTimer)
     window.removeEventListener('keydown', onKey)
     window.removeEventListener('beforeunload', beforeUnload)
     history.destroy()

@@ -316,8 +316,9 @@ export class HistoryPanel {
     this.dialog.remove()
   }
 
-  /** Something changed in the history (the document's feed): reload what is shown. */
-  changed () {
+  /** Something changed in the history (an item of the document's feed, with its seq). */
+  changed (item) {
+    if (item && item.seq) this._setHead(item.seq)
     if (this.isOpen) this._refreshSoon()
   }
 
@@ -330,10 +331,11 @@ export class HistoryPanel {
 
   /**
    * Reloads the head seq, revisions and versions, at least as new as
-   * `minSeq` (default: the last seq the server acknowledged to us, so our own
-   * edits are in). If the read side is too far behind, shows what it has.
+   * `minSeq` (default: the newer of the last seq the server acknowledged to
+   * us and the newest the feed told of, so our own edits and others' named
+   * versions are in). If the read side is too far behind, shows what it has.
    */
-  async refresh ({ minSeq = this.sync.headSeq || undefined } = {}) {
+  async refresh ({ minSeq = Math.max(this.sync.headSeq || 0, this.head) || undefined } = {}) {
     const load = (seq) => Promise.allSettled([
       this.api.getDocument(this.docId, { minSeq: seq }),
       this.api.listRevisions(this.docId, { limit: PAGE, minSeq: seq }),
@@ -363,6 +365,7 @@ export class HistoryPanel {
       this.versionEmpty.textContent = `Could not load named versions: ${versions.reason.message}`
     }
     this.slider.update({ revisions: this.revisions, versions: this.versions, head: this.head })
+    if (this.selected !== null) this.slider.moveTo(this.selected, { quiet: true })
     this._renderRevisions()
     this._renderVersions()
     this._renderCompare()
@@ -463,15 +466,15 @@ export class HistoryPanel {
       ? h('span', { class: 'version-tools' }, [
         h('button', {
           type: 'button',
-          class: 'icon-button icon-small',
-          text: '✎',
+          class: 'button button-quiet',
+          text: 'Rename',
           attrs: { 'aria-label': `Rename ${version.name}`, 'data-testid': 'rename-version' },
           on: { click: () => this._renameVersion(version, item) }
         }),
         h('button', {
           type: 'button',
-          class: 'icon-button icon-small',
-          text: '🗑',
+          class: 'button button-quiet',
+          text: 'Delete',
           attrs: { 'aria-label': `Delete the name ${version.name}`, 'data-testid': 'delete-version' },
           on: { click: (event) => this._deleteVersion(version, event.currentTarget) }
         })
@@ -522,12 +525,12 @@ export class HistoryPanel {
     // Two steps: the first click asks, the second (within 5 s) deletes the name.
     if (button.dataset.confirm !== 'yes') {
       button.dataset.confirm = 'yes'
-      button.textContent = 'Delete name?'
+      button.textContent = 'Sure?'
       button.classList.add('is-confirming')
       setTimeout(() => {
         if (button.isConnected) {
           button.dataset.confirm = ''
-          button.textContent = '🗑'
+          button.textContent = 'Delete'
           button.classList.remove('is-confirming')
         }
       }, 5000)

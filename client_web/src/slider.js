@@ -181,7 +181,9 @@ export class TimeSlider {
       const revision = stop.revision
       const names = namesOf(revision).join(', ')
       const when = shortTime(stop.time || (revision && revision.ended_at))
-      const now = stop.seq >= this.head ? ' (now)' : ''
+      // The last revision is now even when named versions or renames came after it.
+      const last = this.mode === 'revision' && Number(this.input.value) >= Number(this.input.max)
+      const now = stop.seq >= this.head || last ? ' (now)' : ''
       if (stop.version) text = `“${stop.version.name}” · ${when}${now}`
       else if (revision && revision.kind === 'restore') text = `${when} · restore by ${names}${now}`
       else text = [when, names].filter(Boolean).join(' · ') + now

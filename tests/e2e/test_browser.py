@@ -254,19 +254,21 @@ def test_history_lists_revisions_shows_old_text_and_restores_for_everyone(
 
     page = grace.page
     page.get_by_test_id("history-toggle").click()
+    # Writing together is one working session: one revision with both names.
     revisions = page.get_by_test_id("revision-item")
-    expect(revisions).to_have_count(2)
+    expect(revisions).to_have_count(1)
+    expect(revisions.first).to_contain_text("Ada Lovelace")
     expect(revisions.first).to_contain_text("Grace Hopper")
-    expect(revisions.last).to_contain_text("Ada Lovelace")
 
-    # The older revision (Ada's) shows the text as it was then, read-only.
-    revisions.last.click()
+    # The revision shows the document at its end with its own changes marked.
+    revisions.first.click()
     view = page.get_by_test_id("history-view")
-    expect(view).to_have_text("The first draft.")
-    expect(page.locator(".chg-ins")).to_have_count(1)
+    expect(view).to_have_text("The first draft. Grace adds a second sentence.")
+    expect(page.locator(".chg-ins")).to_have_count(2)
 
-    # The slider reaches every event: the first is the document's creation (empty), the
-    # second Ada's sentence.
+    # On demand the slider reaches every event: the first is the document's creation
+    # (empty), the second Ada's sentence.
+    page.get_by_test_id("slider-mode-event").click()
     slider = page.get_by_test_id("history-slider")
     slider.focus()
     page.keyboard.press("Home")
@@ -275,6 +277,7 @@ def test_history_lists_revisions_shows_old_text_and_restores_for_everyone(
     page.keyboard.press("ArrowRight")
     expect(slider).to_have_value("2")
     expect(view).to_have_text("The first draft.")
+    page.wait_for_url("**?v=2")
 
     page.get_by_test_id("name-version-input").fill("Ada's draft")
     page.get_by_test_id("name-version-button").click()
@@ -423,6 +426,7 @@ def test_screenshots_of_the_editor_and_the_history(
     server_text(web, doc_url.rsplit("/", 1)[1], ada.acked_seq())
     grace.page.get_by_test_id("history-toggle").click()
     grace.page.get_by_test_id("version-item").click()
+    grace.page.get_by_test_id("compare-select").select_option("now")
     view = grace.page.get_by_test_id("history-view")
     expect(view).to_contain_text("kept up to date by everyone.")
     expect(grace.page.locator(".chg-del")).not_to_have_count(0)
