@@ -19,6 +19,7 @@ from storage.database import is_sqlite, sqlite_path
 from storage.migrate import migrate
 
 log = logging.getLogger("palimpsest")
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def _is_loopback(host: str) -> bool:
@@ -76,6 +77,9 @@ def serve(args: argparse.Namespace) -> int:
         http=header_timeout_protocol(settings.header_timeout_seconds),
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
+        # Open document feeds (server-sent events) never complete by themselves: on a stop,
+        # requests still running after this long are cancelled rather than waited for.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -159,3 +159,17 @@ async def test_named_versions_renamed_deleted_copied_downloaded_and_told_to_ever
         assert download.text == "# Plan\n\nFirst step."
         missing = await http.get("/api/documents/nothing/markdown")
         assert missing.status_code == 404
+
+
+async def test_a_server_with_an_open_feed_still_stops_promptly(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
+        await http.post("/api/documents", json={"id": "quiet", "title": "Quiet"})
+        ready, never = asyncio.Event(), asyncio.Event()
+        follower = asyncio.create_task(read_feed(http, "quiet", [], ready, 1, never))
+        async with asyncio.timeout(10):
+            await ready.wait()
+        started = time.monotonic()
+        await asyncio.to_thread(server.stop)
+        # The feed never ends by itself: the stop cancels it after a bounded grace.
+        assert time.monotonic() - started < 9
+        follower.cancel()
