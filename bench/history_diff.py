@@ -7,10 +7,10 @@ Builds the log and projects it (bench/read_side.py's `build_log`), then, on the 
 database and the same random pairs of seqs:
 
 1. in this process, per diff: the word diff `Queries.diff_here` (texts at both seqs, diffed in
-   words; authors from a replay when the range is at most 5,000 events) and its peer, the
+   words; authors from a replay when the range is at most 2,000 events) and its peer, the
    replaying diff that `diff` answered before (`Queries.replayed_diff`: the text at `from`
    plus every event up to `to`), wall and CPU time; pairs uniform over the whole log
-   ("any two seqs") and short ranges (a revision's own changes, up to 5,000 events);
+   ("any two seqs") and short ranges (a revision's own changes, up to 2,000 events);
 2. through a real `palimpsest serve` (its read workers), the HTTP `diff` on uniform pairs,
    while a probe times `GET /healthz` on the same event loop every 10 ms: if a diff held the
    loop, the probe's p99 would show it.
@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 
 from bench.read_side import DOC, build_log, percentiles  # noqa: E402
 from server.read.freshness import Freshness  # noqa: E402
-from server.read.queries import Queries  # noqa: E402
+from server.read.queries import ATTRIBUTED_EVENTS, Queries  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.event_store import EventStore  # noqa: E402
 from storage.read_model import ReadModel  # noqa: E402
@@ -64,7 +64,7 @@ async def in_process(url: str, head: int, samples: int, peer_samples: int) -> di
     out: dict[str, Any] = {}
     try:
         await queries.diff_here(DOC, 0, head)  # warm the connections and caches alike
-        for label, span in (("uniform", None), ("short", 5000)):
+        for label, span in (("uniform", None), ("short", ATTRIBUTED_EVENTS)):
             chosen = pairs(rng, head, samples, span)
             for name, run, count in (("word", queries.diff_here, samples),
                                      ("replayed", queries.replayed_diff, peer_samples)):
@@ -118,10 +118,10 @@ def table(f: dict[str, Any]) -> str:
             ("uniform_word_cpu", "word diff, any two seqs, CPU"),
             ("uniform_replayed_wall", "replaying diff (peer), any two seqs, wall"),
             ("uniform_replayed_cpu", "replaying diff (peer), any two seqs, CPU"),
-            ("short_word_wall", "word diff, ranges up to 5,000 events (attributed), wall"),
-            ("short_word_cpu", "word diff, ranges up to 5,000 events (attributed), CPU"),
-            ("short_replayed_wall", "replaying diff (peer), ranges up to 5,000 events, wall"),
-            ("short_replayed_cpu", "replaying diff (peer), ranges up to 5,000 events, CPU"),
+            ("short_word_wall", "word diff, ranges up to 2,000 events (attributed), wall"),
+            ("short_word_cpu", "word diff, ranges up to 2,000 events (attributed), CPU"),
+            ("short_replayed_wall", "replaying diff (peer), ranges up to 2,000 events, wall"),
+            ("short_replayed_cpu", "replaying diff (peer), ranges up to 2,000 events, CPU"),
             ("http_diff", "HTTP `diff`, any two seqs, through the read workers"),
             ("healthz_during", "`GET /healthz` on the same server meanwhile")):
         x = f[key]
@@ -143,11 +143,13 @@ def main() -> int:
     parser.add_argument("--peer-samples", type=int, default=40,
                         help="pairs the (slow) replaying peer runs on: the first of the same")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--database-url", default=None,
+                        help="an existing database this script built: measure it again")
     args = parser.parse_args()
     trace = load_trace()
     count = args.patches or len(trace.patches)
     folder = Path(tempfile.mkdtemp(prefix="palimpsest-diff-bench-"))
-    url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+    url = args.database_url or f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
     postgres = None
     if args.postgres:
         from bench.postgres import TempPostgres
@@ -157,7 +159,9 @@ def main() -> int:
         postgres.start()
         url = postgres.createdb()
     try:
-        figures: dict[str, Any] = asyncio.run(build_log(url, trace, count, 1000))
+        figures: dict[str, Any] = {"project_s": 0.0, "events": float(count)}
+        if args.database_url is None:
+            figures = asyncio.run(build_log(url, trace, count, 1000))
         head = int(figures["events"])
         print(f"log: {head} events, projected in {figures['project_s']:.0f} s", flush=True)
         figures.update(asyncio.run(in_process(url, head, args.samples, args.peer_samples)))

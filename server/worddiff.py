@@ -71,7 +71,7 @@ def _diff_parts(old: list[str], new: list[str], seconds: float, semantic: bool
     return [(op, "".join([table[c] for c in coded])) for op, coded in diffs if coded]
 
 
-def word_diff(old: str, new: str, *, timeout: float = 0.03, semantic: bool = True
+def word_diff(old: str, new: str, *, timeout: float = 0.02, semantic: bool = True
               ) -> list[Diff]:
     """[(op, text), ...] with op EQUAL, INSERT or DELETE, each text whole tokens: the equal and
     deleted texts in order spell `old`, the equal and inserted ones `new`.

@@ -253,7 +253,7 @@ def schema() -> Json:
             doc + "/diff": {
                 "get": {
                     "summary": "What changed between two seqs, in whole words, and who "
-                               "changed it (`author` when the range spans at most 5,000 "
+                               "changed it (`author` when the range spans at most 2,000 "
                                "events, `attributed` says; null otherwise)",
                     "parameters": [
                         DOC_ID,

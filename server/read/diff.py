@@ -209,7 +209,7 @@ def _split_by_author(op: str, text: str, start: int, by: list[str | None]) -> li
 
 
 def word_changes(old: str, new: str, runs: Sequence[Change] | None,
-                 timeout: float = 0.05) -> list[Change]:
+                 timeout: float = 0.02) -> list[Change]:
     """The changes from `old` to `new` in whole words (server.worddiff), each inserted or
     deleted run with its author when `runs` (the replay of the events between, from
     attributed_diff) says who; otherwise without authors."""

@@ -23,7 +23,7 @@ from server.bus import EVENT, BusMessage
 from server.errors import BadRequest, NotFound, ReadSideBehind, TooLarge
 from server.events import RESTORED, REWRITES
 from server.read.cursors import CursorCodec
-from server.read.diff import attributed_diff, word_changes
+from server.read.diff import DELETE, attributed_diff, word_changes
 from server.read.freshness import Freshness
 from server.read.revisions import RESTORE
 from server.read.textops import apply_ops, revert_ops
@@ -167,10 +167,10 @@ class ChangeCache:
 
 
 DEFAULT_MAX_DIFF_EVENTS = 0  # no limit
-# A diff over at most this many events says who made each change (it replays them, a few
+# A diff over at most this many events says who made each change (it replays them, tens of
 # milliseconds a thousand); a longer one is the word diff of the two texts alone. Equal to the
 # most events a revision holds, so a revision's own changes always have their authors.
-ATTRIBUTED_EVENTS = 5000
+ATTRIBUTED_EVENTS = 2000
 MAX_REVISION = 2**31 - 1  # revisions.number is a 32-bit integer column
 LIST_SCAN = 1000  # rows of the document list one request may scan for readable ones
 
@@ -444,14 +444,19 @@ class Queries:
         """The word diff, computed in this process (once the read side has reached to_seq):
         the texts at both seqs (each a snapshot plus a few changes), diffed in words; over a
         short range, each change's author from a replay of the events between."""
-        old, new = await asyncio.gather(self.text_at(doc_id, from_seq),
-                                        self.text_at(doc_id, to_seq))
         attributed = to_seq - from_seq <= ATTRIBUTED_EVENTS
         runs = None
         if attributed and from_seq < to_seq:
+            # The replay spells the text at `to` too (kept + inserted runs): one text to read.
+            old = await self.text_at(doc_id, from_seq)
+            await self._position(doc_id, to_seq, "to")
             changes = await self.change_chunks.changes(
                 self.read_model, doc_id, from_seq, to_seq, self.generations.get(doc_id, 0))
             runs = attributed_diff(old, ((c.actor, c.ops) for c in changes))
+            new = "".join(r.text for r in runs if r.op != DELETE)
+        else:
+            old, new = await asyncio.gather(self.text_at(doc_id, from_seq),
+                                            self.text_at(doc_id, to_seq))
         words = word_changes(old, new, runs)
         return {
             "from": from_seq,

@@ -26,8 +26,9 @@ Share = tuple[str, int, int, int]
 @dataclass(frozen=True, slots=True)
 class GroupingRules:
     idle_gap: float = 60.0  # seconds between events that close a revision
-    max_chars: int = 5000  # characters inserted + deleted
-    max_events: int = 5000  # also bounds what showing one revision's own changes replays
+    max_chars: int = 2000  # characters inserted + deleted
+    # Also bounds what showing one revision's own changes replays (queries.ATTRIBUTED_EVENTS).
+    max_events: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
