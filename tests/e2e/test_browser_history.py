@@ -29,13 +29,13 @@ LONG_INTRO = "".join(f"Paragraph {i} of the report says something worth keeping.
                      for i in range(60))
 
 
-def head(web: ServerProcess, doc_id: str) -> int:
+def head(web: ServerProcess, doc_id: str) -> int:  # noqa: F811
     events = httpx.get(f"{web.http_url}/api/documents/{doc_id}/events",
                        params={"limit": 500}, timeout=10).json()
     return int(events["seq"])
 
 
-def settled(web: ServerProcess, doc_id: str) -> int:
+def settled(web: ServerProcess, doc_id: str) -> int:  # noqa: F811
     seq = head(web, doc_id)
     server_text(web, doc_id, seq)
     return seq
