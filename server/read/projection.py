@@ -29,8 +29,16 @@ from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
 from server.ydoc import History, PendingUpdates, replay
 from storage.lifecycle import Deletion
-from storage.read_model import ChangeRow, ProjectionBatch, RevisionRow, VersionRow, ViewRow
-from storage.records import EventRecord, SnapshotRecord
+from storage.packing import PackedChange, chunk_of
+from storage.read_model import (
+    ChangeRow,
+    ProjectionBatch,
+    RevisionRow,
+    SnapshotRow,
+    VersionRow,
+    ViewRow,
+)
+from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +51,21 @@ class ViewState:
     updated_at: float = 0.0
 
 
+# A snapshot keeps the Yjs state once in this many snapshots; the others keep the text only.
+STATE_EVERY_SNAPSHOTS = 10
+
+
 class DocumentProjection:
-    def __init__(self, doc_id: str, rules: GroupingRules, snapshot_every: int) -> None:
+    def __init__(self, doc_id: str, rules: GroupingRules, snapshot_every: int,
+                 state_every: int | None = None) -> None:
         self.doc_id = doc_id
         self.rules = rules
         self.snapshot_every = snapshot_every
+        self.state_every = (snapshot_every * STATE_EVERY_SNAPSHOTS if state_every is None
+                            else state_every)
+        # The changes saved so far in the chunk of the next one (storage.packing).
+        self.chunk = 0
+        self.chunk_changes: list[PackedChange] = []
         self.pending = PendingUpdates()
         self.doc: Doc[Any] = Doc()
         self.text = self.doc.get("content", type=Text)
@@ -64,10 +82,13 @@ class DocumentProjection:
         self._deltas.append(event.delta)
 
     def load(self, history: History, revision: RevisionRow | None,
-             view: ViewRow | None) -> None:
-        """Resume at the checkpoint `history.seq` from a snapshot plus the events after it."""
+             view: ViewRow | None, chunk_changes: list[PackedChange]) -> None:
+        """Resume at the checkpoint `history.seq` from a snapshot plus the events after it;
+        `chunk_changes`: the changes saved in the chunk of seq + 1, up to seq."""
         replay(self.doc, history.state, history.events, self.pending)
         seq = history.seq
+        self.chunk = chunk_of(seq + 1)
+        self.chunk_changes = list(chunk_changes)
         self._deltas.clear()
         self.content = bytearray(str(self.text).encode())
         self.seq = seq
@@ -131,20 +152,28 @@ class DocumentProjection:
         # Structs pending on missing dependencies are stored in the snapshot too
         # (server/ydoc.py): yrs leaves them out of what the doc encodes. Seqs a compaction
         # absorbed are missing: a snapshot is due when a multiple is passed.
-        if (self.snapshot_every > 0
-                and event.seq // self.snapshot_every > previous // self.snapshot_every):
-            batch.snapshots.append(
-                SnapshotRecord(self.doc_id, event.seq, self.pending.snapshot_state(self.doc),
-                               self.text_now(), event.time)
-            )
+        every = self.snapshot_every
+        if every > 0 and event.seq // every > previous // every:
+            state_every = self.state_every
+            state = (self.pending.snapshot_state(self.doc)
+                     if state_every > 0 and event.seq // state_every > previous // state_every
+                     else None)
+            batch.snapshots.append(SnapshotRow(event.seq, self.text_now(), event.time, state))
 
     def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,
                      restore: bool, absorbed: Absorbed | None = None) -> None:
         ops = self._apply_update(event, update)
         inserted, deleted = counts(ops)
-        batch.changes.append(
-            ChangeRow(event.seq, event.actor, [list(op) for op in ops], inserted, deleted)
-        )
+        listed = [list(op) for op in ops]
+        if not batch.changes:
+            batch.chunk_before = (list(self.chunk_changes) if chunk_of(event.seq) == self.chunk
+                                  else [])
+        batch.changes.append(ChangeRow(event.seq, event.actor, listed, inserted, deleted))
+        chunk = chunk_of(event.seq)
+        if chunk != self.chunk:
+            self.chunk = chunk
+            self.chunk_changes = []
+        self.chunk_changes.append(PackedChange(event.seq, event.actor, listed))
         if absorbed is None:
             revision = extend(
                 self.revision, seq=event.seq, actor=event.actor, time=event.time,

@@ -40,6 +40,7 @@ from server.supervision import Supervisor
 from server.ydoc import read_history
 from storage.errors import StorageError
 from storage.event_store import EventStore
+from storage.packing import CHUNK, chunk_of
 from storage.read_model import LeaseLost, ProjectionBatch, ReadModel
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,8 @@ class Projector:
                 await read_history(self.store, doc_id, checkpoint),
                 await self.read_model.last_revision(doc_id),
                 await self.read_model.view(doc_id),
+                await self.read_model.packed_changes(
+                    doc_id, chunk_of(checkpoint + 1) * CHUNK, checkpoint),
             )
         self._cache[doc_id] = projection
         while len(self._cache) > self.cache_size:
