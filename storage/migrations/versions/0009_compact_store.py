@@ -50,7 +50,8 @@ def _pack_changes(bind: sa.Connection) -> None:
     c = _old_changes.c
     doc_ids = [r.doc_id for r in bind.execute(sa.select(c.doc_id).distinct())]
     for doc_id in doc_ids:
-        last, chunk, held = 0, -1, []
+        last, chunk = 0, -1
+        held: list[PackedChange] = []
         while True:
             rows = bind.execute(
                 sa.select(c.seq, c.actor, c.ops).where(c.doc_id == doc_id, c.seq > last)
