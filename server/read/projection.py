@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, merge_updates
 
 from server.events import (
     Absorbed,
@@ -27,7 +27,7 @@ from server.events import (
 )
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
-from server.ydoc import History, PendingUpdates, replay
+from server.ydoc import MERGE_CHUNK, History, PendingUpdates, replay
 from storage.lifecycle import Deletion
 from storage.packing import PackedChange, chunk_of
 from storage.read_model import (
@@ -53,6 +53,7 @@ class ViewState:
 
 # A snapshot keeps the Yjs state once in this many snapshots; the others keep the text only.
 STATE_EVERY_SNAPSHOTS = 10
+MAX_UNAPPLIED = 20_000  # deferred updates held before the Doc takes them anyway
 
 
 class DocumentProjection:
@@ -74,6 +75,9 @@ class DocumentProjection:
         self.revision: Revision | None = None
         self.view = ViewState()
         self._deltas: list[list[dict[str, Any]]] = []
+        # Updates whose text deltas came with them (from the write side's own apply, in this
+        # process): the Doc takes them later, merged, when a snapshot needs its state.
+        self._unapplied: list[bytes] = []
         # The raw Rust-side subscription, not Text.observe: pycrdt's event wrapper converts
         # every attribute of the event (path, target, ...) and costs 20x the apply itself.
         self._subscription = self.text.integrated.observe(self._on_text)
@@ -102,7 +106,17 @@ class DocumentProjection:
             self.view = ViewState(view.title, list(view.contributors), view.created_at,
                                   view.updated_at)
 
-    def _apply_update(self, event: EventRecord, update: bytes) -> list[Op]:
+    def _apply_update(self, event: EventRecord, update: bytes,
+                      deltas: list[Any] | None = None) -> list[Op]:
+        if deltas is not None:
+            self._unapplied.append(update)
+            if len(self._unapplied) >= MAX_UNAPPLIED:
+                self._apply_deferred()
+            ops: list[Op] = []
+            for delta in deltas:
+                ops += apply_delta(self.content, delta)
+            return ops
+        self._apply_deferred()
         self._deltas.clear()
         try:
             self.doc.apply_update(update)
@@ -113,13 +127,29 @@ class DocumentProjection:
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
         self.pending.after_apply(self.doc, update)
-        ops: list[Op] = []
+        ops = []
         for delta in self._deltas:
             ops += apply_delta(self.content, delta)
         return ops
 
-    def apply(self, event: EventRecord, batch: ProjectionBatch) -> None:
-        """Fold one event into the projection, adding the rows it produces to `batch`."""
+    def _apply_deferred(self) -> None:
+        """Bring the Doc up to the projection's seq: apply what was deferred, merged."""
+        updates = self._unapplied
+        if not updates:
+            return
+        self._unapplied = []
+        for start in range(0, len(updates), MERGE_CHUNK):
+            part = updates[start : start + MERGE_CHUNK]
+            update = part[0] if len(part) == 1 else merge_updates(*part)
+            self.doc.apply_update(update)
+            self.pending.after_apply(self.doc, update)
+        self._deltas.clear()  # the text they made is in `content` already
+
+    def apply(self, event: EventRecord, batch: ProjectionBatch,
+              deltas: list[Any] | None = None) -> None:
+        """Fold one event into the projection, adding the rows it produces to `batch`.
+        `deltas`: the Y.Text deltas the event gave when applied to a Doc at the previous seq
+        (the write side's, in this process), when known: the projection's Doc is then spared."""
         # A compacted event follows the seq before the first one it absorbed.
         if absorbed_from(event) != self.seq + 1:
             raise ValueError(f"{self.doc_id}: event {event.seq} after {self.seq}")
@@ -131,9 +161,10 @@ class DocumentProjection:
             view.created_at = event.time if absorbed is None else absorbed.first_time
         match decoded:
             case UpdateApplied(update, absorbed):
-                self._fold_update(event, update, batch, restore=False, absorbed=absorbed)
+                self._fold_update(event, update, batch, deltas, restore=False,
+                                  absorbed=absorbed)
             case RevisionRestored(update):
-                self._fold_update(event, update, batch, restore=True)
+                self._fold_update(event, update, batch, deltas, restore=True)
             case DocumentCreated(title) | DocumentRenamed(title):
                 view.title = title
                 view.updated_at = event.time
@@ -155,14 +186,16 @@ class DocumentProjection:
         every = self.snapshot_every
         if every > 0 and event.seq // every > previous // every:
             state_every = self.state_every
-            state = (self.pending.snapshot_state(self.doc)
-                     if state_every > 0 and event.seq // state_every > previous // state_every
-                     else None)
+            state = None
+            if state_every > 0 and event.seq // state_every > previous // state_every:
+                self._apply_deferred()
+                state = self.pending.snapshot_state(self.doc)
             batch.snapshots.append(SnapshotRow(event.seq, self.text_now(), event.time, state))
 
-    def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch, *,
-                     restore: bool, absorbed: Absorbed | None = None) -> None:
-        ops = self._apply_update(event, update)
+    def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch,
+                     deltas: list[Any] | None, *, restore: bool,
+                     absorbed: Absorbed | None = None) -> None:
+        ops = self._apply_update(event, update, deltas)
         inserted, deleted = counts(ops)
         listed = [list(op) for op in ops]
         if not batch.changes:
