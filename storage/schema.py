@@ -44,6 +44,8 @@ events = Table(
     Column("meta", JSON, nullable=False),
     # SHA-256 chained over the previous event's hash and this one's content (storage.chain).
     Column("hash", LargeBinary, nullable=False),
+    # SQLite: clustered on (doc_id, seq), not on a rowid with that key in an index beside it.
+    sqlite_with_rowid=False,
 )
 Index("ix_events_doc_time", events.c.doc_id, events.c.time)
 # The few events that say what a document is (deleted or not, its retention policy): the write

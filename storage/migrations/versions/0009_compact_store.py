@@ -26,6 +26,7 @@ depends_on = None
 BATCH = 5000
 STATE_EVERY = 10_000  # the projector's default: ten snapshots of 1,000 seqs
 GRID = 1000  # the projector's default snapshot spacing
+GOVERNANCE = "kind IN ('delete', 'undelete', 'retention')"
 
 _old_changes = sa.table(
     "text_changes", sa.column("doc_id", sa.String), sa.column("seq", sa.BigInteger),
@@ -121,6 +122,21 @@ def upgrade() -> None:
     _pack_snapshots(op.get_bind())
     op.drop_table("snapshots")
     op.rename_table("snapshots_packed", "snapshots")
+    if op.get_bind().dialect.name == "sqlite":
+        _events_without_rowid()
+
+
+def _events_without_rowid() -> None:
+    """SQLite: the log clustered on its primary key (WITHOUT ROWID), so (doc_id, seq) is not
+    stored twice, in the table and again in an index of its own."""
+    op.drop_index("ix_events_governance", "events")
+    op.drop_index("ix_events_doc_time", "events")
+    with op.batch_alter_table("events", recreate="always",
+                              table_kwargs={"sqlite_with_rowid": False}):
+        pass
+    op.create_index("ix_events_doc_time", "events", ["doc_id", "time"])
+    op.create_index("ix_events_governance", "events", ["doc_id", "seq"],
+                    sqlite_where=sa.text(GOVERNANCE))
 
 
 def downgrade() -> None:
