@@ -27,7 +27,7 @@ from server.events import (
 )
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
-from server.ydoc import MERGE_CHUNK, History, PendingUpdates, replay
+from server.ydoc import History, PendingUpdates, replay
 from storage.lifecycle import Deletion
 from storage.packing import PackedChange, chunk_of
 from storage.read_model import (
@@ -54,6 +54,9 @@ class ViewState:
 # A snapshot keeps the Yjs state once in this many snapshots; the others keep the text only.
 STATE_EVERY_SNAPSHOTS = 10
 MAX_UNAPPLIED = 20_000  # deferred updates held before the Doc takes them anyway
+# Deferred updates are merged this many at a time: merging is superlinear in yrs (100 small
+# updates: 5 us each; 5,000: 23 us each, measured), applying one by one costs 7 us each.
+DEFERRED_CHUNK = 100
 
 
 class DocumentProjection:
@@ -138,8 +141,8 @@ class DocumentProjection:
         if not updates:
             return
         self._unapplied = []
-        for start in range(0, len(updates), MERGE_CHUNK):
-            part = updates[start : start + MERGE_CHUNK]
+        for start in range(0, len(updates), DEFERRED_CHUNK):
+            part = updates[start : start + DEFERRED_CHUNK]
             update = part[0] if len(part) == 1 else merge_updates(*part)
             self.doc.apply_update(update)
             self.pending.after_apply(self.doc, update)
