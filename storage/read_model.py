@@ -93,8 +93,8 @@ class ChangeRow:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRow:
-    """A snapshot the projector saves: the text at `seq`, and the Yjs state on some of them
-    (None on the others: a state is ten times a text, and loading needs few)."""
+    """A snapshot the projector saves: the text at `seq` and the Yjs state, which the save
+    keeps on the latest one and every `state_every` seqs only (a state is ten times a text)."""
 
     seq: int
     text: str
@@ -127,6 +127,8 @@ class ProjectionBatch:
     versions: list[VersionRow] = field(default_factory=list)
     view: ViewRow | None = None
     snapshots: list[SnapshotRow] = field(default_factory=list)
+    # Yjs states are kept on the latest snapshot and on those at multiples of this (0: all).
+    state_every: int = 0
     deletion_changed: bool = False  # the document was deleted (deletion) or undeleted (None)
     deletion: Deletion | None = None
 
@@ -294,6 +296,14 @@ class ReadModel:
                   "state": None if snap.state is None else pack_state(snap.state)}
                  for snap in batch.snapshots],
             )
+            if batch.state_every > 0:
+                s = snapshots.c
+                await conn.execute(
+                    update(snapshots)
+                    .where(s.doc_id == doc_id, s.seq < batch.snapshots[-1].seq,
+                           s.state.is_not(None), s.seq % batch.state_every != 0)
+                    .values(state=None)
+                )
         if batch.deletion_changed:
             await save_deletion(conn, doc_id, batch.deletion)
 

@@ -188,11 +188,11 @@ class DocumentProjection:
         # absorbed are missing: a snapshot is due when a multiple is passed.
         every = self.snapshot_every
         if every > 0 and event.seq // every > previous // every:
-            state_every = self.state_every
-            state = None
-            if state_every > 0 and event.seq // state_every > previous // state_every:
-                self._apply_deferred()
-                state = self.pending.snapshot_state(self.doc)
+            # Each snapshot has the state (the latest is what loading starts from); the save
+            # drops it from the earlier ones but every `state_every` seqs.
+            self._apply_deferred()
+            state = self.pending.snapshot_state(self.doc)
+            batch.state_every = self.state_every
             batch.snapshots.append(SnapshotRow(event.seq, self.text_now(), event.time, state))
 
     def _fold_update(self, event: EventRecord, update: bytes, batch: ProjectionBatch,
