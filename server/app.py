@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from server.settings import Settings
 from server.supervision import Supervisor
 from server.web import client_routes
 from server.write.documents import DocumentSettings, LiveDocuments
+from server.write.fanout import Committed, FanOut, Tee
 from server.write.handlers import WriteSide
 from storage.database import is_sqlite, open_database
 from storage.errors import StorageError
@@ -98,6 +99,10 @@ def build_projector(store: EventStore, read_model: ReadModel, settings: Settings
                      stall_seconds=settings.health_stall_seconds, supervisor=supervisor)
 
 
+def _offer(projector: Projector, doc_id: str, events: Sequence[Committed]) -> None:
+    projector.offer(doc_id, [(c.record, c.text_deltas) for c in events])
+
+
 def make_read_pool(settings: Settings) -> ReadPool | None:
     """The workers of heavy reads (server/read/workers.py); None runs them on the loop."""
     if settings.read_pool not in KINDS:
@@ -124,7 +129,15 @@ def create_app(settings: Settings) -> Starlette:
     access = Access(settings, revocations)
 
     rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
-    documents = LiveDocuments(store, bus, rooms, DocumentSettings(
+    projector: Projector | None = None
+    fanout: FanOut = rooms
+    if settings.role in PROJECTOR_ROLES:
+        projector = build_projector(store, read_model, settings, supervisor)
+        if settings.role in WRITE_ROLES:
+            # In one process the projector takes what the writers commit, with the text
+            # deltas of their own apply, instead of reading the log and applying it again.
+            fanout = Tee(rooms, functools.partial(_offer, projector))
+    documents = LiveDocuments(store, bus, fanout, DocumentSettings(
         max_batch=settings.max_batch, grace_seconds=settings.room_grace_seconds,
         sweep_seconds=settings.room_sweep_seconds,
         commit_retry_seconds=settings.commit_retry_seconds,
@@ -140,9 +153,7 @@ def create_app(settings: Settings) -> Starlette:
     queries.snapshot_texts = snapshot_texts
     governance = GovernanceQueries(db, settings.deleted_retention_days)
     feed = Feed(store)  # renames, restores, named versions, to readers as they commit
-    projector: Projector | None = None
-    if settings.role in PROJECTOR_ROLES:
-        projector = build_projector(store, read_model, settings, supervisor)
+    if projector is not None:
         projector.on_progress(freshness.notify)
     # Compaction and purging on a schedule (off unless PALIMPSEST_MAINTENANCE_INTERVAL_SECONDS).
     maintenance = Maintenance(store, read_model, write, None, keep_days=settings.keep_days,

@@ -28,6 +28,8 @@ GENESIS = bytes(32)
 
 
 def canonical_meta(meta: dict[str, Any]) -> bytes:
+    if not meta:
+        return b"{}"  # most events (every keystroke): what json.dumps gives, without it
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 

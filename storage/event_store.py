@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import chain
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageUnavailable
+from storage.packing import pack_state, pack_text, unpack_state, unpack_text
 from storage.records import DocumentRecord, EventRecord, NewEvent, SnapshotRecord
 from storage.schema import documents, events, snapshots
 
@@ -63,6 +64,17 @@ WITH appended AS (
 )
 UPDATE documents SET head_hash = $9 WHERE id = $1
 """
+
+
+def snapshot_upsert(dialect: str, snap: SnapshotRecord) -> Any:
+    """The statement that saves a snapshot with its state, compressed (storage.packing). Where
+    the read side saved the text alone at that seq, the state is added to that row."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(snapshots)
+    return insert.values(
+        doc_id=snap.doc_id, seq=snap.seq, state=pack_state(snap.state),
+        text=pack_text(snap.text), time=snap.time,
+    ).on_conflict_do_update(index_elements=["doc_id", "seq"],
+                            set_={"state": insert.excluded.state})
 
 
 def _event(row: Any) -> EventRecord:
@@ -283,22 +295,16 @@ class EventStore:
     # Snapshots live beside the log: any node loads a room from the latest one.
 
     async def save_snapshot(self, snap: SnapshotRecord) -> None:
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(snapshots)
-            .values(
-                doc_id=snap.doc_id, seq=snap.seq, state=snap.state, text=snap.text, time=snap.time
-            )
-            .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
-        )
         async with self.db.write() as conn:
-            await conn.execute(stmt)
+            await conn.execute(snapshot_upsert(self.db.dialect, snap))
 
     async def snapshot_at_or_before(
         self, doc_id: str, seq: int | None = None
     ) -> SnapshotRecord | None:
-        """The latest snapshot with snapshot.seq <= seq (any seq when None)."""
-        query = select(snapshots).where(snapshots.c.doc_id == doc_id)
+        """The latest snapshot with a Yjs state and snapshot.seq <= seq (any seq when None).
+        (The read side's text-only snapshots are left out: they cannot load a document.)"""
+        query = select(snapshots).where(snapshots.c.doc_id == doc_id,
+                                        snapshots.c.state.is_not(None))
         if seq is not None:
             query = query.where(snapshots.c.seq <= seq)
         query = query.order_by(snapshots.c.seq.desc()).limit(1)
@@ -306,7 +312,8 @@ class EventStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return SnapshotRecord(row.doc_id, row.seq, bytes(row.state), row.text, row.time)
+        return SnapshotRecord(row.doc_id, row.seq, unpack_state(bytes(row.state)),
+                              unpack_text(bytes(row.text)), row.time)
 
     async def count_events(self, doc_id: str) -> int:
         async with self.db.read() as conn:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import chain
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageError
+from storage.event_store import snapshot_upsert
 from storage.records import EventRecord, NewEvent, SnapshotRecord
 from storage.schema import (
     document_views,
@@ -38,7 +39,7 @@ from storage.schema import (
     projector_checkpoints,
     revisions,
     snapshots,
-    text_changes,
+    text_change_chunks,
     versions,
 )
 
@@ -157,7 +158,7 @@ async def reset_read_models(conn: AsyncConnection, doc_id: str) -> None:
         insert(projector_checkpoints).values(doc_id=doc_id, **reset)
         .on_conflict_do_update(index_elements=["doc_id"], set_=reset)
     )
-    for table in (text_changes, revisions, versions, document_views, snapshots):
+    for table in (text_change_chunks, revisions, versions, document_views, snapshots):
         await conn.execute(delete(table).where(table.c.doc_id == doc_id))
 
 
@@ -198,7 +199,6 @@ async def _rewrite_in(conn: AsyncConnection, plan: Rewrite) -> Rewritten:
 
 async def save_snapshot_unless_rewritten(db: Database, snap: SnapshotRecord) -> bool:
     """Save a room's snapshot unless the log was rewritten after its seq; True if saved."""
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     async with db.write() as conn:
         # The document row's lock: a rewrite in flight commits first (and is seen below), or
         # waits for this save and then deletes what it saved.
@@ -213,9 +213,5 @@ async def save_snapshot_unless_rewritten(db: Database, snap: SnapshotRecord) -> 
         )).first()
         if rewritten is not None:
             return False
-        await conn.execute(
-            insert(snapshots).values(doc_id=snap.doc_id, seq=snap.seq, state=snap.state,
-                                     text=snap.text, time=snap.time)
-            .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
-        )
+        await conn.execute(snapshot_upsert(db.dialect, snap))
     return True

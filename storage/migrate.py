@@ -29,9 +29,9 @@ def latest_revision() -> str:
     return head
 
 
-def _upgrade(connection: Connection, config: Config) -> None:
+def _upgrade(connection: Connection, config: Config, revision: str = "head") -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def _current(connection: Connection) -> str | None:
@@ -39,15 +39,15 @@ def _current(connection: Connection) -> str | None:
     return str(current) if current is not None else None
 
 
-async def migrate(url: str) -> str:
-    """Bring the schema at `url` to the latest revision; returns that revision."""
+async def migrate(url: str, revision: str = "head") -> str:
+    """Bring the schema at `url` to `revision` (the latest by default); returns it."""
     engine = open_database_nopool(url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, _config())
+            await conn.run_sync(_upgrade, _config(), revision)
     finally:
         await engine.dispose()
-    return latest_revision()
+    return latest_revision() if revision == "head" else revision
 
 
 async def current_revision(url: str) -> str | None:

@@ -11,20 +11,26 @@ past its time nor steals one early.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, delete, func, or_, select, type_coerce, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
 from storage.event_store import database_now
 from storage.lifecycle import Deletion, save_deletion
-from storage.records import SnapshotRecord
+from storage.packing import (
+    PackedChange,
+    chunk_of,
+    pack_changes,
+    pack_state,
+    pack_text,
+    unpack_changes,
+    unpack_text,
+)
 from storage.schema import (
     READ_MODEL_TABLES,
     document_views,
@@ -34,7 +40,7 @@ from storage.schema import (
     projector_checkpoints,
     revisions,
     snapshots,
-    text_changes,
+    text_change_chunks,
     versions,
 )
 
@@ -88,6 +94,17 @@ class ChangeRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A snapshot the projector saves: the text at `seq` and the Yjs state, which the save
+    keeps on the latest one and every `state_every` seqs only (a state is ten times a text)."""
+
+    seq: int
+    text: str
+    time: float
+    state: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventInfo:
     seq: int
     kind: str
@@ -105,13 +122,18 @@ class ProjectionBatch:
     from_seq: int  # the checkpoint the batch started from
     to_seq: int  # the checkpoint it leaves
     changes: list[ChangeRow] = field(default_factory=list)
+    # Every change already saved in the chunk of the batch's first change (storage.packing):
+    # a chunk row is written whole, so the batch carries what it holds before.
+    chunk_before: list[PackedChange] = field(default_factory=list)
     revisions: list[RevisionRow] = field(default_factory=list)  # replaces rows >= the first
     versions: list[VersionRow] = field(default_factory=list)
     # Applied after the new versions, in this order: (event_seq, new name); event_seqs.
     version_names: list[tuple[int, str]] = field(default_factory=list)
     versions_deleted: list[int] = field(default_factory=list)
     view: ViewRow | None = None
-    snapshots: list[SnapshotRecord] = field(default_factory=list)
+    snapshots: list[SnapshotRow] = field(default_factory=list)
+    # Yjs states are kept on the latest snapshot and on those at multiples of this (0: all).
+    state_every: int = 0
     deletion_changed: bool = False  # the document was deleted (deletion) or undeleted (None)
     deletion: Deletion | None = None
 
@@ -242,11 +264,7 @@ class ReadModel:
             raise LeaseLost(batch.doc_id)
         doc_id = batch.doc_id
         if batch.changes:
-            await conn.execute(
-                text_changes.insert(),
-                [{"doc_id": doc_id, "seq": c.seq, "actor": c.actor, "ops": c.ops,
-                  "inserted": c.inserted, "deleted": c.deleted} for c in batch.changes],
-            )
+            await self._save_changes(conn, doc_id, batch)
         if batch.revisions:
             first = min(r.number for r in batch.revisions)
             await conn.execute(
@@ -285,15 +303,41 @@ class ReadModel:
                     updated_at=v.updated_at,
                 )
             )
-        for snap in batch.snapshots:
+        if batch.snapshots:
             await conn.execute(
-                self._insert(snapshots)
-                .values(doc_id=snap.doc_id, seq=snap.seq, state=snap.state, text=snap.text,
-                        time=snap.time)
-                .on_conflict_do_nothing(index_elements=["doc_id", "seq"])
+                self._insert(snapshots).on_conflict_do_nothing(index_elements=["doc_id", "seq"]),
+                [{"doc_id": doc_id, "seq": snap.seq, "text": pack_text(snap.text),
+                  "time": snap.time,
+                  "state": None if snap.state is None else pack_state(snap.state)}
+                 for snap in batch.snapshots],
             )
+            if batch.state_every > 0:
+                s = snapshots.c
+                await conn.execute(
+                    update(snapshots)
+                    .where(s.doc_id == doc_id, s.seq < batch.snapshots[-1].seq,
+                           s.state.is_not(None), s.seq % batch.state_every != 0)
+                    .values(state=None)
+                )
         if batch.deletion_changed:
             await save_deletion(conn, doc_id, batch.deletion)
+
+    async def _save_changes(self, conn: AsyncConnection, doc_id: str,
+                            batch: ProjectionBatch) -> None:
+        """Write every chunk the batch's changes touch, whole: one upsert per chunk."""
+        chunks: dict[int, list[PackedChange]] = {}
+        first = chunk_of(batch.changes[0].seq)
+        if batch.chunk_before:
+            chunks[first] = list(batch.chunk_before)
+        for c in batch.changes:
+            chunks.setdefault(chunk_of(c.seq), []).append(PackedChange(c.seq, c.actor, c.ops))
+        upsert = self._insert(text_change_chunks)
+        await conn.execute(
+            upsert.on_conflict_do_update(index_elements=["doc_id", "chunk"],
+                                         set_={"data": upsert.excluded.data}),
+            [{"doc_id": doc_id, "chunk": k, "data": pack_changes(k, rows)}
+             for k, rows in chunks.items()],
+        )
 
     async def reset(self) -> None:
         """Drop and recreate every read-model table, and forget every snapshot."""
@@ -387,27 +431,30 @@ class ReadModel:
 
     async def changes(self, doc_id: str, after: int, until: int) -> list[ChangeRow]:
         """Text changes of events after < seq <= until, in seq order."""
-        c = text_changes.c
-        where = (c.doc_id == doc_id, c.seq > after, c.seq <= until)
-        # The rows come back as one JSON array built by the database: a diff over a long
-        # range reads tens of thousands of rows, and per-row fetching was most of its cost.
-        if self.db.dialect == "postgresql":
-            row = func.json_agg(
-                aggregate_order_by(
-                    func.json_build_array(c.seq, c.actor, c.ops, c.inserted, c.deleted), c.seq
-                )
-            )
-        else:
-            row = func.json_group_array(
-                func.json_array(c.seq, c.actor, func.json(c.ops), c.inserted, c.deleted)
-            )
-        rows = await self._all(select(type_coerce(row, Text)).where(*where))
-        value = rows[0][0] if rows else None
-        if value is None:
+        if until <= after:
             return []
-        items = json.loads(value) if isinstance(value, str) else value
-        items.sort(key=lambda item: item[0])  # SQLite's aggregate order is the scan's
-        return [ChangeRow(i[0], i[1], i[2], i[3], i[4]) for i in items]
+        out: list[ChangeRow] = []
+        for change in await self.packed_changes(doc_id, after, until):
+            ops = change.ops
+            out.append(ChangeRow(change.seq, change.actor, ops,
+                                 sum(len(op[2]) for op in ops), sum(len(op[1]) for op in ops)))
+        return out
+
+    async def packed_changes(self, doc_id: str, after: int,
+                             until: int | None = None) -> list[PackedChange]:
+        """The stored changes of events after < seq <= until (the last when None)."""
+        c = text_change_chunks.c
+        query = select(c.chunk, c.data).where(c.doc_id == doc_id,
+                                              c.chunk >= chunk_of(after + 1))
+        if until is not None:
+            query = query.where(c.chunk <= chunk_of(until))
+        rows = await self._all(query.order_by(c.chunk))
+        out: list[PackedChange] = []
+        for row in rows:
+            for change in unpack_changes(int(row.chunk), bytes(row.data)):
+                if change.seq > after and (until is None or change.seq <= until):
+                    out.append(change)
+        return out
 
     async def position(self, doc_id: str, seq: int) -> Position | None:
         """In one query: where the document's log and read side are, and the snapshots
@@ -457,7 +504,7 @@ class ReadModel:
         rows = await self._all(
             select(snapshots.c.text).where(snapshots.c.doc_id == doc_id, snapshots.c.seq == seq)
         )
-        return str(rows[0].text) if rows else None
+        return unpack_text(bytes(rows[0].text)) if rows else None
 
     async def view_text(self, doc_id: str) -> tuple[int, str] | None:
         rows = await self._all(

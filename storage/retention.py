@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.database import Database
-from storage.schema import events, revisions, text_changes, versions
+from storage.packing import chunk_of, unpack_changes
+from storage.schema import events, revisions, text_change_chunks, versions
 
 BATCH = 20_000
 
@@ -29,21 +30,31 @@ class LogEntry:
 
 async def log_entries(db: Database, doc_id: str, until_seq: int) -> list[LogEntry]:
     """Every event up to `until_seq`, in seq order, without payloads."""
-    e, c = events.c, text_changes.c
+    e, c = events.c, text_change_chunks.c
+    async with db.read() as conn:
+        chunks = (await conn.execute(
+            select(c.chunk, c.data)
+            .where(c.doc_id == doc_id, c.chunk <= chunk_of(max(until_seq, 1)))
+        )).all()
+    counted: dict[int, tuple[int, int]] = {}
+    for chunk in chunks:
+        for change in unpack_changes(int(chunk.chunk), bytes(chunk.data)):
+            counted[change.seq] = (sum(len(op[2]) for op in change.ops),
+                                   sum(len(op[1]) for op in change.ops))
     found: list[LogEntry] = []
     last = 0
     while True:
         query = (
-            select(e.seq, e.kind, e.actor, e.time, e.meta, c.inserted, c.deleted)
-            .select_from(events.outerjoin(
-                text_changes, (c.doc_id == e.doc_id) & (c.seq == e.seq)))
+            select(e.seq, e.kind, e.actor, e.time, e.meta)
             .where(e.doc_id == doc_id, e.seq > last, e.seq <= until_seq)
             .order_by(e.seq).limit(BATCH)
         )
         async with db.read() as conn:
             rows = (await conn.execute(query)).all()
-        found += [LogEntry(int(r.seq), r.kind, r.actor, r.time, r.meta or {}, r.inserted,
-                           r.deleted) for r in rows]
+        for r in rows:
+            inserted, deleted = counted.get(int(r.seq), (None, None))
+            found.append(LogEntry(int(r.seq), r.kind, r.actor, r.time, r.meta or {}, inserted,
+                                  deleted))
         if len(rows) < BATCH:
             return found
         last = int(rows[-1].seq)

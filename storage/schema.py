@@ -44,6 +44,8 @@ events = Table(
     Column("meta", JSON, nullable=False),
     # SHA-256 chained over the previous event's hash and this one's content (storage.chain).
     Column("hash", LargeBinary, nullable=False),
+    # SQLite: clustered on (doc_id, seq), not on a rowid with that key in an index beside it.
+    sqlite_with_rowid=False,
 )
 Index("ix_events_doc_time", events.c.doc_id, events.c.time)
 # The few events that say what a document is (deleted or not, its retention policy): the write
@@ -53,15 +55,17 @@ Index("ix_events_governance", events.c.doc_id, events.c.seq,
       sqlite_where=events.c.kind.in_(GOVERNANCE_KINDS),
       postgresql_where=events.c.kind.in_(GOVERNANCE_KINDS))
 
-# Snapshots serve both sides: rooms load from the latest one, the read side reads any seq
-# from the nearest one at or below it. A pure function of the log, so rebuild may drop it.
+# Snapshots serve both sides: rooms load from the latest one with a Yjs state, the read side
+# reads any seq's text from the nearest one at or below it. A pure function of the log, so
+# rebuild may drop it. Both columns are compressed (storage.packing); most rows (the read
+# side's, every `snapshot_every` seqs) keep only the text, `state` is NULL.
 snapshots = Table(
     "snapshots",
     metadata,
     Column("doc_id", String(200), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("state", LargeBinary, nullable=False),
-    Column("text", Text, nullable=False),
+    Column("state", LargeBinary, nullable=True),
+    Column("text", LargeBinary, nullable=False),
     Column("time", Float, nullable=False),
 )
 
@@ -80,17 +84,15 @@ projector_checkpoints = Table(
     Column("lease_until", Float, nullable=False, server_default="0"),
 )
 
-# What each event did to the text: [[pos, deleted, inserted], ...] in UTF-8 byte offsets
+# What each event did to the text: ops [pos, deleted, inserted] in UTF-8 byte offsets
 # (pycrdt's unit), applied in order. Text at any seq = nearest snapshot's text + these.
-text_changes = Table(
-    "text_changes",
+# Packed a chunk of seqs to a row, compressed (storage.packing): one row per 1,000 events.
+text_change_chunks = Table(
+    "text_change_chunks",
     metadata,
     Column("doc_id", String(200), primary_key=True),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("actor", Text, nullable=False),
-    Column("ops", JSON, nullable=False),
-    Column("inserted", Integer, nullable=False),
-    Column("deleted", Integer, nullable=False),
+    Column("chunk", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 revisions = Table(
@@ -151,8 +153,8 @@ document_lifecycle = Table(
 )
 
 
-READ_MODEL_TABLES = (projector_checkpoints, text_changes, revisions, versions, document_views,
-                     document_lifecycle)
+READ_MODEL_TABLES = (projector_checkpoints, text_change_chunks, revisions, versions,
+                     document_views, document_lifecycle)
 
 # Access: revoked (document, user) pairs, kept with the latest time each was revoked. Not a
 # projection of the log (revoking appends no event), so rebuild leaves it alone.

@@ -31,20 +31,25 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from server.bus import Bus, BusMessage
+from server.events import REWRITES, absorbed_from
 from server.read.projection import DocumentProjection
 from server.read.revisions import GroupingRules
 from server.supervision import Supervisor
 from server.ydoc import read_history
 from storage.errors import StorageError
 from storage.event_store import EventStore
+from storage.packing import CHUNK, chunk_of
 from storage.read_model import LeaseLost, ProjectionBatch, ReadModel
+from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
+MAX_OFFERED = 50_000  # offered events held per document before they are dropped
 
 
 class Projector:
@@ -95,6 +100,10 @@ class Projector:
         self._progress_at = time.monotonic()  # when any checkpoint last moved (or none lagged)
         self._skip_until: dict[str, float] = {}  # documents whose projection raised: backoff
         self._doc_failures: dict[str, int] = {}
+        # Events this process's write side committed, with the text deltas its own apply gave
+        # (`offer`): a projection that follows on from them reads neither the log nor applies
+        # them again. Only a hint: anything out of step is read from the log instead.
+        self._offered: dict[str, list[tuple[EventRecord, list[Any] | None]]] = {}
 
     @property
     def leases(self) -> list[str]:
@@ -124,8 +133,18 @@ class Projector:
         with contextlib.suppress(StorageError, TimeoutError):
             await asyncio.wait_for(self.read_model.release(self.owner), 5.0)
 
-    def _on_bus(self, _message: BusMessage) -> None:
+    def _on_bus(self, message: BusMessage) -> None:
+        if message.event_kind in REWRITES:
+            self._offered.pop(message.doc_id, None)  # what was offered may be rewritten
         self._wake.set()
+
+    def offer(self, doc_id: str, events: Sequence[tuple[EventRecord, list[Any] | None]]) -> None:
+        """Events just committed by this process, in seq order, each with its text deltas
+        (None when unknown). Bounded: past MAX_OFFERED the document is read from the log."""
+        held = self._offered.setdefault(doc_id, [])
+        held.extend(events)
+        if len(held) > MAX_OFFERED:
+            del self._offered[doc_id]
 
     def wake(self) -> None:
         self._wake.set()
@@ -296,18 +315,29 @@ class Projector:
         return cached.seq
 
     def _forget(self, doc_id: str) -> None:
+        self._offered.pop(doc_id, None)
         self._cache.pop(doc_id, None)
         self._leases.pop(doc_id, None)
         self._used.pop(doc_id, None)
 
     async def _project_batch(self, doc_id: str, checkpoint: int, head: int) -> int:
+        cached = self._cache.get(doc_id)
+        continuing = cached is not None and cached.seq == checkpoint
         projection = await self._projection(doc_id, checkpoint)
         until = min(head, checkpoint + self.batch_size)
-        events = await self.store.read_list(doc_id, checkpoint, until)
+        # Offered events serve only a projection that went on in memory: a new one starts
+        # from the database, and what was offered before it may predate a rewrite.
+        offered = self._take_offered(doc_id, checkpoint, until) if continuing else []
+        if not continuing:
+            self._offered.pop(doc_id, None)
         batch = ProjectionBatch(doc_id, checkpoint, checkpoint)
         try:
-            for event in events:
-                projection.apply(event, batch)
+            if offered:
+                for event, deltas in offered:
+                    projection.apply(event, batch, deltas)
+            else:
+                for event in await self.store.read_list(doc_id, checkpoint, until):
+                    projection.apply(event, batch)
         except BaseException:
             self._forget(doc_id)
             raise
@@ -317,6 +347,28 @@ class Projector:
             return checkpoint
         await self.read_model.save(batch, self.owner, None, self.lease_seconds)
         return batch.to_seq
+
+    def _take_offered(self, doc_id: str, checkpoint: int,
+                      until: int) -> list[tuple[EventRecord, list[Any] | None]]:
+        """The offered events that follow `checkpoint` without a gap, up to `until`."""
+        held = self._offered.get(doc_id)
+        if not held:
+            return []
+        start = 0
+        while start < len(held) and held[start][0].seq <= checkpoint:
+            start += 1
+        taken: list[tuple[EventRecord, list[Any] | None]] = []
+        seq = checkpoint
+        end = start
+        while end < len(held):
+            event = held[end][0]
+            if event.seq > until or absorbed_from(event) != seq + 1:
+                break
+            taken.append(held[end])
+            seq = event.seq
+            end += 1
+        del held[:end if taken else start]
+        return taken
 
     async def _projection(self, doc_id: str, checkpoint: int) -> DocumentProjection:
         cached = self._cache.get(doc_id)
@@ -329,6 +381,8 @@ class Projector:
                 await read_history(self.store, doc_id, checkpoint),
                 await self.read_model.last_revision(doc_id),
                 await self.read_model.view(doc_id),
+                await self.read_model.packed_changes(
+                    doc_id, chunk_of(checkpoint + 1) * CHUNK, checkpoint),
             )
         self._cache[doc_id] = projection
         while len(self._cache) > self.cache_size:

@@ -9,9 +9,9 @@ the live document has now applied (`show`), and which senders' writes are settle
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.errors import PalimpsestError
 from storage.records import EventRecord
@@ -30,6 +30,10 @@ class Origin:
 class Committed:
     record: EventRecord
     origin: Origin | None  # None for commands with no live sender (the HTTP API)
+    # The Y.Text deltas applying it to the live document gave, when the fan-out wants them
+    # (`wants_text_deltas`: a projector in this process) and the document applied the batch
+    # in log order; otherwise None.
+    text_deltas: list[Any] | None = None
 
 
 class FanOut(Protocol):
@@ -60,3 +64,35 @@ class FanOut(Protocol):
         """The live document was dropped (its state could not be trusted or stored): its
         clients must reconnect and resend."""
         ...
+
+
+class Tee:
+    """A fan-out that first hands what this node committed to `listener` (a projector in the
+    same process, through the composition root), then to `inner`. It asks the writers for
+    each event's text deltas, so the listener need not apply the event again to find them."""
+
+    wants_text_deltas = True
+
+    def __init__(self, inner: FanOut,
+                 listener: Callable[[str, Sequence[Committed]], None]) -> None:
+        self.inner = inner
+        self.listener = listener
+
+    async def publish(self, doc_id: str, events: Sequence[Committed]) -> None:
+        self.listener(doc_id, events)
+        await self.inner.publish(doc_id, events)
+
+    def show(self, doc_id: str, events: Sequence[EventRecord]) -> None:
+        self.inner.show(doc_id, events)
+
+    def acknowledge(self, doc_id: str, origins: Sequence[Origin], head_seq: int) -> None:
+        self.inner.acknowledge(doc_id, origins, head_seq)
+
+    def reject(self, doc_id: str, origin: Origin, error: PalimpsestError) -> None:
+        self.inner.reject(doc_id, origin, error)
+
+    def accepts(self, origin: Origin) -> bool:
+        return self.inner.accepts(origin)
+
+    def reset(self, doc_id: str, error: PalimpsestError) -> None:
+        self.inner.reset(doc_id, error)

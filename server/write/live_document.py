@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
@@ -31,6 +32,28 @@ class LiveDocument:
         self.pending = PendingUpdates()
         self._changed = False
         self._subscription = self.doc.observe(self._on_transaction)
+        # The Y.Text deltas of each apply, kept only when a projector in this process asked
+        # for them (capture_text_deltas): it then needs no Doc of its own to find them.
+        self._text_deltas: list[Any] | None = None
+        self._text_subscription: Any = None
+
+    def capture_text_deltas(self) -> None:
+        if self._text_deltas is None:
+            self._text_deltas = []
+            # The raw Rust-side subscription (as the projector's): pycrdt's wrapper converts
+            # every attribute of the event.
+            self._text_subscription = self.text.integrated.observe(self._on_text)
+
+    def _on_text(self, event: Any) -> None:
+        assert self._text_deltas is not None
+        self._text_deltas.append(event.delta)
+
+    def take_text_deltas(self) -> list[Any] | None:
+        """The deltas of the applies since the last call (None when not captured)."""
+        taken = self._text_deltas
+        if taken is not None:
+            self._text_deltas = []
+        return taken
 
     def _on_transaction(self, _event: TransactionEvent) -> None:
         self._changed = True

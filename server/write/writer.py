@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from server.errors import InvalidUpdate, PalimpsestError, TaintingUpdate, Unavailable
 from server.events import Event, encode
@@ -104,6 +105,8 @@ class DocumentWriter:
         self.retired: PalimpsestError | None = None  # why this copy serves no one any more
         self._catch_up_retry: asyncio.TimerHandle | None = None
         self._catch_up_failures = 0
+        if getattr(fanout, "wants_text_deltas", False):
+            document.capture_text_deltas()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"writer-{self.doc_id}")
@@ -195,7 +198,9 @@ class DocumentWriter:
         refused: set[int] = set()  # clients refused in this batch: their later writes drop
         records: list[EventRecord] = []
         missed: list[EventRecord] = []
+        deltas: list[list[Any] | None] = []  # of each accepted proposal, when captured
         async with document.lock:
+            document.take_text_deltas()  # what catch-ups applied: not ours
             # Re-encoding costs O(delete set): 0.5 ms a batch on a 260,000-edit document. Text
             # is what yrs encodes on every edit, so only batches with other content (as the
             # validation's pre-scan found) pay for it.
@@ -210,6 +215,7 @@ class DocumentWriter:
                 if origin is not None and (
                         origin.client in refused or not self.fanout.accepts(origin)):
                     continue  # nothing after a refused message applies
+                document.take_text_deltas()
                 try:
                     event = proposal.decide(document)
                 except TaintingUpdate as exc:
@@ -228,6 +234,7 @@ class DocumentWriter:
                 else:
                     accepted.append(proposal)
                     new.append(encode(event, proposal.actor, now))
+                    deltas.append(document.take_text_deltas())
             if accepted and state_before is not None and not reencodes(document.doc,
                                                                        state_before):
                 # Applied, yet the doc can no longer encode what it holds (a yrs fault): store
@@ -247,9 +254,12 @@ class DocumentWriter:
         if missed:
             self.fanout.show(self.doc_id, missed)
         if records:
+            if missed:  # applied after ours, out of log order: the deltas do not follow it
+                deltas = [None] * len(records)
             await self.fanout.publish(
                 self.doc_id,
-                [Committed(r, p.origin) for p, r in zip(accepted, records, strict=True)],
+                [Committed(r, p.origin, d)
+                 for p, r, d in zip(accepted, records, deltas, strict=True)],
             )
         for proposal, record in zip(accepted, records, strict=True):
             _resolve(proposal, record)

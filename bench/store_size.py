@@ -1,0 +1,214 @@
+"""Store size of the whole automerge-paper history (259,778 events), read models included.
+
+    .venv/bin/python bench/store_size.py                         # SQLite and PostgreSQL
+    .venv/bin/python bench/store_size.py --baseline-tree /work/x  # also an older checkout,
+                                                                  # and that store migrated
+    .venv/bin/python bench/store_size.py --patches 20000 --backends sqlite   # a quick look
+
+Each store is built as bench/read_side.py builds it (one event per patch, Yjs updates from a
+pycrdt editor, then the projector over the whole log), by the checkout under measurement, run
+as its own process. Sizes are every table with its indexes (and TOAST on PostgreSQL) after
+VACUUM (SQLite: `dbstat`; PostgreSQL: VACUUM FULL then `pg_total_relation_size`), against the
+raw bytes of the Yjs updates. With `--baseline-tree`, the baseline's store is then migrated by
+this checkout (`palimpsest migrate`), measured again, and a sample of seqs is read back through
+the read side and compared with an independent replay of the trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import sqlalchemy as sa  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+DOC = "paper"
+
+_BUILD = """
+import asyncio, json, sys
+from bench.read_side import build_log
+from tests.support.replay import load_trace
+trace = load_trace()
+count = int(sys.argv[2]) or len(trace.patches)
+print(json.dumps(asyncio.run(build_log(sys.argv[1], trace, count, int(sys.argv[3])))))
+"""
+
+
+def build(tree: Path, url: str, patches: int, snapshot_every: int) -> dict[str, Any]:
+    """Build the store with `tree`'s code, in its own process."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(VENV_PYTHON), "-c", _BUILD, url, str(patches), str(snapshot_every)],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
+        timeout=3600, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"building with {tree} failed: {proc.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["build_s"] = time.perf_counter() - started
+    return figures
+
+
+def migrate(url: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(VENV_PYTHON), "-m", "server.cli", "migrate"], cwd=REPO,
+                   env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)},
+                   check=True, capture_output=True, timeout=3600)
+    return time.perf_counter() - started
+
+
+async def sizes(url: str) -> dict[str, int]:
+    """Bytes per table, its indexes (and TOAST) included, after a VACUUM."""
+    engine = create_async_engine(url)
+    try:
+        if url.startswith("sqlite"):
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("VACUUM"))
+                owners = dict((await conn.execute(sa.text(
+                    "SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table','index')"
+                ))).all())
+                rows = (await conn.execute(sa.text(
+                    "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))).all()
+            out: dict[str, int] = {}
+            for name, size in rows:
+                table = owners.get(name, name)
+                out[table] = out.get(table, 0) + int(size)
+            return out
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text("VACUUM FULL"))
+            rows = (await conn.execute(sa.text(
+                "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"))).all()
+            return {name: int(size) for name, size in rows}
+    finally:
+        await engine.dispose()
+
+
+async def raw_bytes(url: str) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            value = (await conn.execute(sa.text(
+                "SELECT SUM(LENGTH(payload)) FROM events WHERE kind = 'update'"))).scalar_one()
+        return int(value or 0)
+    finally:
+        await engine.dispose()
+
+
+async def check_seqs(url: str, head: int, samples: int) -> int:
+    """Read `samples` random seqs (and the ends) through the read side; compare with the trace."""
+    from server.read.freshness import Freshness
+    from server.read.queries import Queries
+    from storage.database import open_database
+    from storage.event_store import EventStore
+    from storage.read_model import ReadModel
+    from tests.support.replay import load_trace
+
+    trace = load_trace()
+    rng = random.Random(15)
+    seqs = sorted({1, head, *(rng.randint(1, head) for _ in range(samples))})
+    db = open_database(url)
+    try:
+        read_model = ReadModel(db)
+        queries = Queries(EventStore(db), read_model, Freshness(read_model))
+        chars = list(trace.start)
+        done = 0
+        for seq in seqs:
+            for pos, delete, insert in trace.patches[done:seq]:
+                chars[pos : pos + delete] = list(insert)
+            done = seq
+            got = await queries.text_at(DOC, seq)
+            if got != "".join(chars):
+                raise AssertionError(f"the migrated store reads seq {seq} wrong")
+    finally:
+        await db.dispose()
+    return len(seqs)
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def report(name: str, table_sizes: dict[str, int], raw: int) -> str:
+    total = sum(table_sizes.values())
+    lines = [f"{name}: {mib(total)} MiB, {total / raw:.2f}x the raw updates ({mib(raw)} MiB)"]
+    for table, size in sorted(table_sizes.items(), key=lambda kv: -kv[1]):
+        if size >= 64 * 1024:
+            lines.append(f"  {table:28s} {mib(size):>7s} MiB")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=0, help="0: the whole trace")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--baseline-tree", type=Path, default=None)
+    parser.add_argument("--snapshot-every", type=int, default=1000)
+    parser.add_argument("--check-samples", type=int, default=300)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="palimpsest-size-bench-"))
+    postgres = None
+    results: dict[str, Any] = {}
+    try:
+        for backend in args.backends.split(","):
+            def fresh(label: str, backend: str = backend) -> str:
+                nonlocal postgres
+                if backend == "sqlite":
+                    return f"sqlite+aiosqlite:///{folder / (label + '.sqlite3')}"
+                if postgres is None:
+                    from bench.postgres import TempPostgres
+                    from tests.support.services import free_port
+
+                    postgres = TempPostgres(free_port())
+                    postgres.start()
+                return postgres.createdb()
+
+            trees = [("this", REPO)]
+            if args.baseline_tree is not None:
+                trees.append(("baseline", args.baseline_tree.resolve()))
+            for label, tree in trees:
+                url = fresh(label)
+                figures = build(tree, url, args.patches, args.snapshot_every)
+                raw = asyncio.run(raw_bytes(url))
+                table_sizes = asyncio.run(sizes(url))
+                key = f"{backend}-{label}"
+                results[key] = {"build": figures, "raw": raw, "tables": table_sizes}
+                print(report(key, table_sizes, raw), flush=True)
+                if label == "baseline":
+                    results[key + "-migrated"] = entry = {"migrate_s": migrate(url)}
+                    entry["tables"] = asyncio.run(sizes(url))
+                    entry["raw"] = raw
+                    entry["checked_seqs"] = asyncio.run(
+                        check_seqs(url, int(figures["events"]), args.check_samples))
+                    print(report(key + "-migrated", entry["tables"], raw)
+                          + f"\n  migrated in {entry['migrate_s']:.1f} s; "
+                          f"{entry['checked_seqs']} seqs read back exactly", flush=True)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
