@@ -5,6 +5,11 @@ holds no document state: that is the write side's. After every commit the writer
 module (server.write.fanout.FanOut): committed updates go to every local client but their
 sender and out on the bus; other nodes' events, once applied, go to the local clients; and the
 senders who asked for durable acknowledgements get one.
+
+A commit's updates are merged and encoded once for the whole room, not once per connection:
+one frame for every client that sent none of them, and one per sender (everything but its
+own), so a batch costs 1 + (its senders) encodings whatever the number of observers. The
+frame's bytes are shared by every connection (server.realtime.outbound).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pycrdt import merge_updates
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError
@@ -19,6 +27,7 @@ from server.events import yjs_update
 from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
+from server.realtime.outbound import Outbound
 from server.write.fanout import Committed, Origin
 from storage.records import EventRecord
 
@@ -29,27 +38,54 @@ log = logging.getLogger(__name__)
 REMEMBER_REFUSED = 4096
 
 
+@dataclass
+class FanOutCounts:
+    """What the rooms of this node have fanned out (for /metrics and the tests)."""
+
+    frames: int = 0  # document-update frames built for a broadcast
+    deliveries: int = 0  # connections handed one of them
+
+
 class Room:
     """The connections to one document on this node, and their presence."""
 
-    def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None) -> None:
+    def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None,
+                 counts: FanOutCounts | None = None) -> None:
         self.doc_id = doc_id
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRelay(rules)
         self._bus = bus
-        self._presence: tuple[bytes, bytes] | None = None  # (snapshot, its frame)
+        self._presence: tuple[bytes, Outbound] | None = None  # (snapshot, its frame)
+        self._counts = counts if counts is not None else FanOutCounts()
+        self._step2: tuple[bytes, Outbound] | None = None  # (update, its frame)
 
-    def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
+    def broadcast(self, frame: bytes | Outbound, *, exclude: Connection | None = None) -> None:
+        out = frame if isinstance(frame, Outbound) else Outbound(frame)
         for conn in self.connections:
             if conn is not exclude:
-                conn.send(frame)
+                conn.send(out)
 
-    def broadcast_update(self, update: bytes, *, exclude: Connection | None = None) -> None:
+    def broadcast_updates(self, updates: Sequence[tuple[bytes, Connection | None]]) -> None:
+        """Send a commit's updates, each paired with the connection that sent it (None: not a
+        local client's): every connection gets all of them but its own, in one frame."""
+        if not updates or not self.connections:
+            return
+        counts = self._counts
+        everything = _update_frame([u for u, _ in updates])
+        counts.frames += 1
+        senders = {s for _, s in updates if s is not None and s in self.connections}
         for conn in self.connections:
-            if conn is not exclude:
-                conn.send_update(update)
+            if conn not in senders:
+                conn.send(everything)
+        counts.deliveries += len(self.connections) - len(senders)
+        for sender in senders:
+            others = [u for u, s in updates if s is not sender]
+            if others:
+                sender.send(_update_frame(others))
+                counts.frames += 1
+                counts.deliveries += 1
 
-    def presence_frame(self) -> bytes | None:
+    def presence_frame(self) -> Outbound | None:
         """Every known state as one awareness frame (for a newcomer, or a query), or None. The
         same bytes for everyone who asks until presence changes: a connection that asks again
         and again costs no new copy."""
@@ -57,8 +93,15 @@ class Room:
         if known is None:
             return None
         if self._presence is None or self._presence[0] is not known:
-            self._presence = (known, protocol.awareness(known))
+            self._presence = (known, Outbound(protocol.awareness(known)))
         return self._presence[1]
+
+    def sync_step2(self, update: bytes) -> Outbound:
+        """Sync step 2 carrying `update`, framed once for every joiner given the same update
+        object (the write side answers joiners at one state with the same bytes)."""
+        if self._step2 is None or self._step2[0] is not update:
+            self._step2 = (update, Outbound(protocol.sync_step2(update)))
+        return self._step2[1]
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""
@@ -98,6 +141,7 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._connections: dict[int, Connection] = {}
         self._refused_gone: OrderedDict[int, None] = OrderedDict()
+        self.counts = FanOutCounts()
 
     @property
     def connection_count(self) -> int:
@@ -110,7 +154,7 @@ class Rooms:
         """Add a connection to its document's room (created with these awareness rules)."""
         room = self._rooms.get(conn.doc_id)
         if room is None:
-            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus, rules)
+            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus, rules, self.counts)
             await self.bus.subscribe(conn.doc_id, room.on_bus)
         room.connections.add(conn)
         self._connections[conn.id] = conn
@@ -138,13 +182,17 @@ class Rooms:
 
     async def publish(self, doc_id: str, events: Sequence[Committed]) -> None:
         room = self._rooms.get(doc_id)
+        if room is not None:
+            updates: list[tuple[bytes, Connection | None]] = []
+            for committed in events:
+                update = yjs_update(committed.record)
+                if update is not None:
+                    origin = committed.origin
+                    updates.append((update, self._connections.get(origin.client)
+                                    if origin is not None else None))
+            room.broadcast_updates(updates)
         for committed in events:
             record = committed.record
-            update = yjs_update(record)
-            if room is not None and update is not None:
-                origin = committed.origin
-                sender = self._connections.get(origin.client) if origin is not None else None
-                room.broadcast_update(update, exclude=sender)
             await self.bus.publish(BusMessage(doc_id, EVENT, self.bus.node_id, record.seq,
                                               record.kind, record.payload))
 
@@ -152,10 +200,8 @@ class Rooms:
         room = self._rooms.get(doc_id)
         if room is None:
             return
-        for record in events:
-            update = yjs_update(record)
-            if update is not None:
-                room.broadcast_update(update)
+        room.broadcast_updates([(update, None) for update in map(yjs_update, events)
+                                if update is not None])
 
     def acknowledge(self, doc_id: str, origins: Sequence[Origin], head_seq: int) -> None:
         latest: dict[int, int] = {}
@@ -181,3 +227,8 @@ class Rooms:
         room = self._rooms.get(doc_id)
         for conn in list(room.connections if room is not None else ()):
             conn.close_for(error)
+
+
+def _update_frame(updates: list[bytes]) -> Outbound:
+    update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+    return Outbound(protocol.sync_update(update))

@@ -219,7 +219,7 @@ class DocumentSocket:
                       message: protocol.Message, session: Session) -> None:
         writer = opened.writer
         if isinstance(message, SyncStep1):
-            conn.send(protocol.sync_step2(await writer.missing_from(message.state_vector)))
+            conn.send(room.sync_step2(await writer.missing_from(message.state_vector)))
         elif isinstance(message, SyncStep2 | SyncUpdate):
             limits = self.settings.limits
             text_only = validate_update(message.update, limits)

@@ -20,6 +20,8 @@ from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
+MAX_ANSWERS = 4  # sync step 2 answers kept per document (state vectors differ per client)
+
 
 class LiveDocument:
     def __init__(self, doc_id: str) -> None:
@@ -31,6 +33,11 @@ class LiveDocument:
         self.pending = PendingUpdates()
         self._changed = False
         self._subscription = self.doc.observe(self._on_transaction)
+        # Sync step 2 answers at `_answers_seq`, by state vector: clients joining together (a
+        # join storm, everyone back after a restart) mostly send the same one, and encoding a
+        # large document's state costs milliseconds each time.
+        self._answers: dict[bytes, bytes] = {}
+        self._answers_seq = -1
 
     def _on_transaction(self, _event: TransactionEvent) -> None:
         self._changed = True
@@ -93,7 +100,21 @@ class LiveDocument:
         return self.doc.get_state()
 
     def missing_from(self, state_vector: bytes) -> bytes:
-        """The update a peer at `state_vector` lacks (sync step 2's payload)."""
+        """The update a peer at `state_vector` lacks (sync step 2's payload). The same bytes
+        object for everyone at the same state vector until the document's seq moves (callers
+        hold the lock, so the doc is exactly the log up to applied_seq)."""
+        if self._answers_seq != self.applied_seq:
+            self._answers.clear()
+            self._answers_seq = self.applied_seq
+        answer = self._answers.get(state_vector)
+        if answer is None:
+            answer = self._missing_from(state_vector)
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[state_vector] = answer
+        return answer
+
+    def _missing_from(self, state_vector: bytes) -> bytes:
         try:
             update = self.doc.get_update(state_vector)
             if self.pending:
