@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pycrdt import merge_updates
@@ -28,6 +28,7 @@ from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
 from server.realtime.outbound import Outbound
+from server.realtime.presence_batch import PresenceBatch, merge
 from server.write.fanout import Committed, Origin
 from storage.records import EventRecord
 
@@ -42,7 +43,7 @@ REMEMBER_REFUSED = 4096
 class FanOutCounts:
     """What the rooms of this node have fanned out (for /metrics and the tests)."""
 
-    frames: int = 0  # document-update frames built for a broadcast
+    frames: int = 0  # update and presence frames built for a broadcast
     deliveries: int = 0  # connections handed one of them
 
 
@@ -58,6 +59,7 @@ class Room:
         self._presence: tuple[bytes, Outbound] | None = None  # (snapshot, its frame)
         self._counts = counts if counts is not None else FanOutCounts()
         self._step2: tuple[bytes, Outbound] | None = None  # (update, its frame)
+        self._presence_out = PresenceBatch(self._send_presence)
 
     def broadcast(self, frame: bytes | Outbound, *, exclude: Connection | None = None) -> None:
         out = frame if isinstance(frame, Outbound) else Outbound(frame)
@@ -68,22 +70,35 @@ class Room:
     def broadcast_updates(self, updates: Sequence[tuple[bytes, Connection | None]]) -> None:
         """Send a commit's updates, each paired with the connection that sent it (None: not a
         local client's): every connection gets all of them but its own, in one frame."""
-        if not updates or not self.connections:
+        self._fan_out(updates, _update_frame)
+
+    def _send_presence(self, entries: Sequence[tuple[bytes, object | None]]) -> None:
+        self._fan_out(entries, _presence_frame)
+
+    def _fan_out(self, items: Sequence[tuple[bytes, object | None]],
+                 frame: Callable[[list[bytes]], Outbound]) -> None:
+        """One frame of every item for the connections that sent none of them, and one per
+        sender of everything but its own: 1 + (senders) encodings, whatever the room's size."""
+        if not items or not self.connections:
             return
         counts = self._counts
-        everything = _update_frame([u for u, _ in updates])
+        everything = frame([payload for payload, _ in items])
         counts.frames += 1
-        senders = {s for _, s in updates if s is not None and s in self.connections}
+        senders = {s for _, s in items if isinstance(s, Connection) and s in self.connections}
         for conn in self.connections:
             if conn not in senders:
                 conn.send(everything)
         counts.deliveries += len(self.connections) - len(senders)
         for sender in senders:
-            others = [u for u, s in updates if s is not sender]
+            others = [payload for payload, s in items if s is not sender]
             if others:
-                sender.send(_update_frame(others))
+                sender.send(frame(others))
                 counts.frames += 1
                 counts.deliveries += 1
+
+    def close(self) -> None:
+        """The room's last connection left: drop presence not yet relayed."""
+        self._presence_out.close()
 
     def presence_frame(self) -> Outbound | None:
         """Every known state as one awareness frame (for a newcomer, or a query), or None. The
@@ -105,7 +120,7 @@ class Room:
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""
-        self.broadcast(protocol.awareness(payload))
+        self._presence_out.add(payload, None)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            payload))
 
@@ -117,7 +132,7 @@ class Room:
         if not applied.relay:
             return
         conn.send(protocol.awareness(applied.echo))
-        self.broadcast(protocol.awareness(applied.relay), exclude=conn)
+        self._presence_out.add(applied.relay, conn)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            applied.relay))
 
@@ -130,7 +145,7 @@ class Room:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
         if applied.relay:
-            self.broadcast(protocol.awareness(applied.relay))
+            self._presence_out.add(applied.relay, None)
 
 
 class Rooms:
@@ -170,6 +185,7 @@ class Rooms:
         gone = room.awareness.release(conn.id)
         if not room.connections and self._rooms.get(room.doc_id) is room:
             del self._rooms[room.doc_id]
+            room.close()
             await self.bus.unsubscribe(room.doc_id, room.on_bus)
         if gone is not None:
             await room.share_presence(gone)
@@ -232,3 +248,7 @@ class Rooms:
 def _update_frame(updates: list[bytes]) -> Outbound:
     update = updates[0] if len(updates) == 1 else merge_updates(*updates)
     return Outbound(protocol.sync_update(update))
+
+
+def _presence_frame(payloads: list[bytes]) -> Outbound:
+    return Outbound(protocol.awareness(merge(payloads)))

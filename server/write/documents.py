@@ -86,6 +86,7 @@ class LiveDocuments:
         self._loading: dict[str, asyncio.Future[OpenDocument]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.loads = 0  # documents loaded from the log (at most one load at a time per document)
         bus.on_reconnect(self.catch_up_all)
 
     def start(self) -> None:
@@ -171,6 +172,7 @@ class LiveDocuments:
         # read-only database still lets clients in to read and to queue their edits).
         if await self.store.document(doc_id) is None:
             await self.store.ensure_document(doc_id)
+        self.loads += 1
         document = LiveDocument(doc_id)
         writer = DocumentWriter(document, self.store, self.fanout,
                                 max_batch=self.settings.max_batch, on_poisoned=self._discard,

@@ -24,6 +24,8 @@ MAX_ANSWERS = 4  # sync step 2 answers kept per document (state vectors differ p
 
 
 class LiveDocument:
+    answers_encoded = 0  # sync step 2 answers encoded, over the process (for /metrics)
+
     def __init__(self, doc_id: str) -> None:
         self.doc_id = doc_id
         self.doc: Doc[Text] = Doc()
@@ -109,6 +111,7 @@ class LiveDocument:
         answer = self._answers.get(state_vector)
         if answer is None:
             answer = self._missing_from(state_vector)
+            LiveDocument.answers_encoded += 1
             if len(self._answers) >= MAX_ANSWERS:
                 self._answers.pop(next(iter(self._answers)))
             self._answers[state_vector] = answer
