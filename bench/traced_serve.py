@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:
 
 def main() -> int:
     out = Path(sys.argv[1])
-    tracemalloc.start(8)
+    tracemalloc.start(1)
     previous: list[tracemalloc.Snapshot] = []
 
     def dump(_signum: int, _frame: FrameType | None) -> None:

@@ -44,6 +44,12 @@ FAST_SEND_BYTES = 16 * 1024
 
 
 class Connection:
+    # Thousands of these live at once, mostly idle: slots, and nothing made until needed.
+    __slots__ = ("_closing", "_direct", "_max_queue", "_max_queue_bytes", "_queue",
+                 "_queued_bytes", "_send_timeout", "_sender", "_sending", "_transport",
+                 "_wakeup", "aborted", "actor", "can_write", "doc_id", "dropped_bytes", "id",
+                 "refused", "user", "wants_ack", "websocket", "writes_received")
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -68,7 +74,7 @@ class Connection:
         # Closed for an error: its writes still queued are dropped (nothing after a refused
         # message applies). A client that simply left still has its queued writes stored.
         self.refused = False
-        self._queue: deque[Outbound] = deque()
+        self._queue: deque[Outbound] | None = None  # made when a frame first has to wait
         self._queued_bytes = 0
         self._max_queue = max_queue
         self._max_queue_bytes = max_queue_bytes
@@ -83,7 +89,6 @@ class Connection:
         self._direct = DirectWriter.of(protocol)
         self.dropped_bytes = 0  # bytes thrown away unsent: queued here or in the transport
         self.aborted: str | None = None  # why the transport was cut, if it was
-        self.closed = asyncio.Event()
 
     @property
     def closing(self) -> bool:
@@ -113,12 +118,15 @@ class Connection:
             return
         out = frame if isinstance(frame, Outbound) else Outbound(frame)
         direct = self._direct
-        if direct is not None and not self._queue and not self._sending and direct.ready():
+        queue = self._queue
+        if direct is not None and not queue and not self._sending and direct.ready():
             direct.write(out)
             return
-        if self._full(len(out)):
+        if queue is None:
+            queue = self._queue = deque()
+        if self._full(len(out), len(queue)):
             return
-        self._queue.append(out)
+        queue.append(out)
         self._wake()
 
     def _wake(self) -> None:
@@ -128,12 +136,12 @@ class Connection:
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_loop(), name=f"send-{self.id}")
 
-    def _full(self, size: int) -> bool:
+    def _full(self, size: int, queued: int) -> bool:
         self._queued_bytes += size
-        if len(self._queue) >= self._max_queue:
+        if queued >= self._max_queue:
             self._give_up(1013, "client too slow: outbound queue full")
             return True
-        if 0 < self._max_queue_bytes < self._queued_bytes and len(self._queue) > 0:
+        if 0 < self._max_queue_bytes < self._queued_bytes and queued > 0:
             self._give_up(1013, f"client too slow: over {self._max_queue_bytes} bytes queued")
             return True
         return False
@@ -145,7 +153,7 @@ class Connection:
 
     def _drop_queue(self) -> None:
         self.dropped_bytes += self._queued_bytes
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
 
     def close(self, code: int, reason: str) -> None:
@@ -185,7 +193,6 @@ class Connection:
             log.debug("connection %s send failed: %r", self.id, exc)
         finally:
             self._drop_queue()
-            self.closed.set()
 
     async def _send_one(self, ws: WebSocket, item: Outbound) -> bool:
         """Write one queued frame; False if the transport had to be aborted."""
@@ -231,6 +238,11 @@ class Connection:
         with contextlib.suppress(BaseException):
             await task
         return False
+
+    async def wait_closed(self) -> None:
+        """Until the sender has sent what was queued and the close (call close() first)."""
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
 
     async def stop(self) -> None:
         if self._sender is not None and not self._sender.done():

@@ -170,7 +170,7 @@ class DocumentSocket:
                 await self.rooms.leave(room, conn)
             self.documents.release(opened)
             conn.close(1000, "")
-            await conn.closed.wait()
+            await conn.wait_closed()
             status = conn.close_status
             if left is not None and (status == (1000, "") or status is None):
                 ending.set(*left, by="client")

@@ -134,8 +134,9 @@ class LiveDocuments:
     async def acquire(self, doc_id: str, *, deleted_ok: bool = False) -> OpenDocument:
         """The document, loaded if needed; pair with release(). Gone if it was deleted
         (unless `deleted_ok`: the command that undeletes it)."""
-        # Only when it is not open here: deleting a document retires its open copies.
-        if (not deleted_ok and doc_id not in self._open
+        # Only when it is neither open nor being loaded here (whoever started the load asked a
+        # moment ago; a join storm asks once): deleting a document retires its open copies.
+        if (not deleted_ok and doc_id not in self._open and doc_id not in self._loading
                 and await deletion(self.store.db, doc_id) is not None):
             raise Gone(DELETED_REASON)
         opened = self._open.get(doc_id)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.pyclient import YClient, wait_for
 from tests.support.server_process import ServerProcess
-from tests.support.services import new_sqlite_url
+from tests.conftest import new_sqlite_url
 
 OBSERVERS = 24
 
