@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 STORAGE_DOWN = (1013, "storage unavailable; retry")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ending:
     """How one connection ended, for its log line."""
 
