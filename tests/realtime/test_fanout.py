@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import new_sqlite_url
 from tests.support.pyclient import YClient, wait_for
 from tests.support.server_process import ServerProcess
-from tests.conftest import new_sqlite_url
 
 OBSERVERS = 24
 
