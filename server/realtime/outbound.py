@@ -64,6 +64,7 @@ class DirectWriter:
                 or not all(hasattr(protocol, name)
                            for name in ("transport", "close_sent", "disconnected", "writable"))):
             return None
+        _release_handshake(protocol)
         return cls(protocol)
 
     def ready(self) -> bool:
@@ -90,3 +91,12 @@ class DirectWriter:
 
     def is_writable(self) -> bool:
         return bool(self._protocol.writable.is_set())
+
+
+def _release_handshake(protocol: Any) -> None:
+    """uvicorn keeps the handshake's request and response (their headers, a few KB) for the
+    connection's life, though it reads them only until the handshake completes: let them go."""
+    if getattr(protocol, "handshake_complete", False):
+        for name in ("request", "response"):
+            if getattr(protocol, name, None) is not None:
+                setattr(protocol, name, None)
