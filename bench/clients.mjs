@@ -64,6 +64,7 @@ export class Client {
     }
     this.doc.on('afterTransaction', recheck)
     this.provider.on('sync', recheck)
+    this.provider.awareness.on('change', recheck)
   }
 
   connect () {
@@ -115,11 +116,18 @@ export class Client {
 // Connect the first client alone and wait for its sync, then the rest together: opening a new
 // room from many connections at the same instant is a known hang in pycrdt-websocket 0.16.5,
 // and a benchmark should not trip over it (the same order is used for every server).
-export async function connectAll (clients, timeoutMs) {
+// With `wave`, the rest connect `wave` at a time, each wave once the previous one synced: a
+// thousand stock clients joining at once is a join storm, not the steady state being measured.
+export async function connectAll (clients, timeoutMs, wave = 0) {
   clients[0].connect()
   await clients[0].waitSynced(timeoutMs)
-  for (const c of clients.slice(1)) c.connect()
-  await Promise.all(clients.slice(1).map((c) => c.waitSynced(timeoutMs)))
+  const rest = clients.slice(1)
+  const step = wave > 0 ? wave : rest.length
+  for (let i = 0; i < rest.length; i += step) {
+    const group = rest.slice(i, i + step)
+    for (const c of group) c.connect()
+    await Promise.all(group.map((c) => c.waitSynced(timeoutMs)))
+  }
 }
 
 export function loadTrace (path) {

@@ -2,19 +2,23 @@
 // per second for `seconds`; every reader timestamps every update it receives.
 //
 //   node fanout.mjs --url ws://127.0.0.1:P/ws --doc D [--writers 5] [--readers 20] [--rate 20]
-//                   [--seconds 20] [--drain 10] [--no-deflate]
+//                   [--seconds 20] [--drain 10] [--no-deflate] [--presence 1] [--connect-timeout 30]
+//                   [--connect-wave N]
 //
 // Each update inserts a token `[w<writer>:<counter>]` at the end of the text, in its own
 // transaction (one update message). Send times are kept here, keyed by the token; a reader parses
 // the tokens out of each change it observes. All clients share this process and its clock, so a
 // delivery's latency is receive time minus send time with no clock skew. Writers send on an
 // absolute schedule (no drift), staggered evenly within the period. Prints one JSON line.
+// Every stock provider shares presence (an empty state) and renews it every 15 s; with
+// `--presence 1` each also names its user, as an editor does.
 
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { Client, connectAll, emit, parseArgs, sleep } from './clients.mjs'
 
 const opts = parseArgs(process.argv.slice(2), {
-  url: '', doc: '', writers: 5, readers: 20, rate: 20, seconds: 20, drain: 10, deflate: true
+  url: '', doc: '', writers: 5, readers: 20, rate: 20, seconds: 20, drain: 10, deflate: true,
+  presence: 0, connect_timeout: 30, connect_wave: 0
 })
 if (!opts.url || !opts.doc) throw new Error('--url and --doc are required')
 
@@ -23,6 +27,9 @@ const readers = []
 for (let i = 0; i < opts.writers; i++) writers.push(new Client(opts.url, opts.doc, { deflate: opts.deflate, name: `writer${i}` }))
 for (let i = 0; i < opts.readers; i++) readers.push(new Client(opts.url, opts.doc, { deflate: opts.deflate, name: `reader${i}` }))
 const clients = [...writers, ...readers]
+if (opts.presence) {
+  for (const c of clients) c.provider.awareness.setLocalStateField('user', { name: c.name, color: '#30bced' })
+}
 
 const sentAt = new Map() // token -> send time (ms, performance.now())
 const latencies = [] // ms, one per (update, reader) delivery
@@ -62,9 +69,18 @@ const result = {
 const lag = monitorEventLoopDelay({ resolution: 10 })
 try {
   const tc = performance.now()
-  await connectAll(clients, 30000)
+  await connectAll(clients, opts.connect_timeout * 1000, opts.connect_wave)
   result.connect_s = (performance.now() - tc) / 1000
   result.extensions = clients[0].extensions
+  if (opts.presence) {
+    // Start once every client sees everyone's presence: the join's awareness burst (each
+    // newcomer's state to everyone) is over, and what follows is the steady state.
+    const tp = performance.now()
+    await Promise.all(clients.map((c) => c.waitFor(
+      () => c.provider.awareness.getStates().size >= clients.length, opts.connect_timeout * 1000,
+      () => `sees ${c.provider.awareness.getStates().size} of ${clients.length} presences`)))
+    result.presence_settled_s = (performance.now() - tp) / 1000
+  }
   await sleep(200)
 
   const period = 1000 / opts.rate
@@ -93,6 +109,7 @@ try {
   const drainDeadline = sendEnd + opts.drain * 1000
   while (latencies.length < expected && performance.now() < drainDeadline) await sleep(20)
   const cpu = process.cpuUsage(cpu0)
+  const reconnects = clients.reduce((n, c) => n + c.closes.length, 0)
   const elu = performance.eventLoopUtilization(elu0).utilization
   lag.disable()
 
@@ -127,6 +144,7 @@ try {
     mean_ms: latencies.length ? sum / latencies.length : null,
     p99_by_second_ms: p99BySecond,
     client_cpu_s: (cpu.user + cpu.system) / 1e6,
+    connection_closes: reconnects,
     client_event_loop_utilization: elu,
     client_loop_delay_p99_ms: lag.percentile(99) / 1e6
   })

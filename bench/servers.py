@@ -230,8 +230,9 @@ class ServerFactory:
             return [p.pid, *(c.pid for c in p.children(recursive=True))]
         return []
 
-    def start(self, name: str) -> RunningServer:
-        """Start server `name` on a free port and wait until it accepts connections."""
+    def start(self, name: str, extra_env: dict[str, str] | None = None) -> RunningServer:
+        """Start server `name` on a free port and wait until it accepts connections; Palimpsest
+        variants get `extra_env` on top of the benchmark's environment."""
         self._n += 1
         port = free_port()
         log_path = self.log_dir / f"{self._n:02d}-{name}.log"
@@ -263,9 +264,12 @@ class ServerFactory:
             if name_variant.endswith("-write"):
                 argv += ["--role", "write"]
             env.update(PALIMPSEST_BENCH_ENV)
+            env.update(extra_env or {})
             if name_variant.endswith("-deflate"):
                 env["PALIMPSEST_WS_DEFLATE"] = "1"
-            if "-sqlite" in name_variant:
+            if "DATABASE_URL" in (extra_env or {}):
+                pass  # a store prepared by the caller (bench/join_storm.py)
+            elif "-sqlite" in name_variant:
                 tmp = Path(tempfile.mkdtemp(prefix="palimpsest-bench-"))
                 env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
                 cleanup.append(lambda: subprocess.run(["rm", "-rf", str(tmp)], check=False))

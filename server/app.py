@@ -43,6 +43,7 @@ from server.read.projector import Projector
 from server.read.queries import Queries, worker_queries
 from server.read.snapshot_cache import RewriteAwareTextCache
 from server.read.workers import KINDS, ReadPool
+from server.realtime.outbound import Outbound
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
 from server.realtime.websocket import DocumentSocket
@@ -52,6 +53,7 @@ from server.web import client_routes
 from server.write.documents import DocumentSettings, LiveDocuments
 from server.write.fanout import Committed, FanOut, Tee
 from server.write.handlers import WriteSide
+from server.write.live_document import LiveDocument
 from storage.database import is_sqlite, open_database
 from storage.errors import StorageError
 from storage.event_store import EventStore
@@ -159,6 +161,13 @@ def create_app(settings: Settings) -> Starlette:
     maintenance = Maintenance(store, read_model, write, None, keep_days=settings.keep_days,
                               deleted_retention_days=settings.deleted_retention_days)
     metrics.watch(lambda: documents.open_count, lambda: rooms.connection_count)
+    metrics.watch_fanout({
+        "fanout_frames": lambda: rooms.counts.frames,
+        "fanout_deliveries": lambda: rooms.counts.deliveries,
+        "frames_encoded": lambda: Outbound.encoded,
+        "document_loads": lambda: documents.loads,
+        "sync_answers_encoded": lambda: LiveDocument.answers_encoded,
+    })
 
     async def healthz(_request: Request) -> Response:
         # 503 naming the problem when a long-lived task died or keeps failing, the projector

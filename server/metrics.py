@@ -22,6 +22,15 @@ from storage.event_store import EventStore
 from storage.read_model import ReadModel
 from storage.records import EventRecord, NewEvent
 
+FANOUT_COUNTS = {
+    "fanout_frames": "Update and presence frames built for a room's broadcast (one per batch, "
+                     "not per connection)",
+    "fanout_deliveries": "Connections handed one of those frames",
+    "frames_encoded": "WebSocket frames built by the realtime side",
+    "document_loads": "Documents loaded from the log on this node",
+    "sync_answers_encoded": "Sync step 2 answers encoded (joiners at one state share one)",
+}
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -42,6 +51,13 @@ class Metrics:
             "palimpsest_connections", "WebSocket connections on this node",
             registry=self.registry,
         )
+
+    def watch_fanout(self, counts: dict[str, Callable[[], float]]) -> None:
+        """Counts kept by the realtime and write sides (frames built, connections served,
+        loads, sync answers encoded), read when scraped."""
+        for name, read in counts.items():
+            gauge = Gauge(f"palimpsest_{name}", FANOUT_COUNTS[name], registry=self.registry)
+            gauge.set_function(read)
 
     def watch(self, open_rooms: Callable[[], float], connections: Callable[[], float]) -> None:
         self.open_rooms.set_function(open_rooms)

@@ -12,12 +12,15 @@ from contextlib import contextmanager
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # What "the database is unreachable or failed the operation" looks like. asyncpg reports a
 # refused or dropped connection (Postgres restarting) as a plain OSError that SQLAlchemy does
-# not wrap, and raw driver calls raise asyncpg's own errors.
+# not wrap, and raw driver calls raise asyncpg's own errors. A pool with no connection free for
+# its timeout (thousands of documents opening at once) is the same for the caller: retry later.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OperationalError, DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    PoolTimeout,
 )
 
 

@@ -1,8 +1,10 @@
-"""One client's WebSocket, as the rooms see it: a non-blocking outbound queue and a sender task.
+"""One client's WebSocket, as the rooms see it: frames written at once, or queued for a sender.
 
-Broadcasting never awaits a client: frames go into the connection's queue, and its own task
-writes them out. Document updates that pile up while the task waits are merged into one
-sync-update frame, so a burst of edits costs the client (and us) one frame, not one per edit.
+Broadcasting never awaits a client. A frame for a client that keeps up (nothing queued, nothing
+in its socket's buffer) is written to its socket on the spot, the same bytes for every client
+of a broadcast (server.realtime.outbound); only a client that is behind gets a queue and a task
+of its own that writes the queue out, so an idle connection holds no task and no queue. Frames
+are never re-encoded per connection: a writer's batch of edits is one frame for everyone.
 
 What one client can hold is bounded three ways, so a slow or hostile reader can neither stall a
 document's writer nor hold memory:
@@ -27,11 +29,10 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol, cast
 
-from pycrdt import merge_updates
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.errors import PalimpsestError
-from server.realtime import protocol
+from server.realtime.outbound import DirectWriter, Outbound
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -43,6 +44,12 @@ FAST_SEND_BYTES = 16 * 1024
 
 
 class Connection:
+    # Thousands of these live at once, mostly idle: slots, and nothing made until needed.
+    __slots__ = ("_closing", "_direct", "_max_queue", "_max_queue_bytes", "_queue",
+                 "_queued_bytes", "_send_timeout", "_sender", "_sending", "_transport",
+                 "_wakeup", "aborted", "actor", "can_write", "doc_id", "dropped_bytes", "id",
+                 "refused", "user", "wants_ack", "websocket", "writes_received")
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -67,20 +74,21 @@ class Connection:
         # Closed for an error: its writes still queued are dropped (nothing after a refused
         # message applies). A client that simply left still has its queued writes stored.
         self.refused = False
-        # Frames, or lists of updates still to be merged into one sync-update frame.
-        self._queue: deque[bytes | list[bytes]] = deque()
-        self._queued = 0
+        self._queue: deque[Outbound] | None = None  # made when a frame first has to wait
         self._queued_bytes = 0
         self._max_queue = max_queue
         self._max_queue_bytes = max_queue_bytes
         self._send_timeout = send_timeout
-        self._wakeup = asyncio.Event()
-        self._closing: tuple[int, str] | None = None
+        # The sender task and its wake-up exist only while something is queued or closing.
+        self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._transport = _transport(websocket)
+        self._sending = False  # an item is between the queue and the socket
+        self._closing: tuple[int, str] | None = None
+        protocol = _protocol(websocket)
+        self._transport = _transport(protocol)
+        self._direct = DirectWriter.of(protocol)
         self.dropped_bytes = 0  # bytes thrown away unsent: queued here or in the transport
         self.aborted: str | None = None  # why the transport was cut, if it was
-        self.closed = asyncio.Event()
 
     @property
     def closing(self) -> bool:
@@ -95,33 +103,45 @@ class Connection:
     def queued_bytes(self) -> int:
         return self._queued_bytes
 
+    @property
+    def direct(self) -> bool:
+        """Whether frames can be written straight to this connection's socket."""
+        return self._direct is not None
+
     def start(self) -> None:
-        self._sender = asyncio.create_task(self._send_loop(), name=f"send-{self.id}")
+        """Nothing to start: the sender task is made when a frame has to wait."""
 
-    def send(self, frame: bytes) -> None:
-        """Queue a frame; never blocks. Closes the connection if it has fallen too far behind."""
-        if self._closing is not None or self._full(len(frame)):
+    def send(self, frame: bytes | Outbound) -> None:
+        """Send a frame now if the client keeps up, else queue it; never blocks. Closes the
+        connection if it has fallen too far behind."""
+        if self._closing is not None:
             return
-        self._queue.append(frame)
-        self._wakeup.set()
-
-    def send_update(self, update: bytes) -> None:
-        """Queue a document update; consecutive ones go out merged, as one frame."""
-        if self._closing is not None or self._full(len(update)):
+        out = frame if isinstance(frame, Outbound) else Outbound(frame)
+        direct = self._direct
+        queue = self._queue
+        if direct is not None and not queue and not self._sending and direct.ready():
+            direct.write(out)
             return
-        if self._queue and isinstance(self._queue[-1], list):
-            self._queue[-1].append(update)
-        else:
-            self._queue.append([update])
-        self._wakeup.set()
+        if queue is None:
+            queue = self._queue = deque()
+        if self._full(len(out), len(queue)):
+            return
+        queue.append(out)
+        self._wake()
 
-    def _full(self, size: int) -> bool:
-        self._queued += 1
+    def _wake(self) -> None:
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        self._wakeup.set()
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop(), name=f"send-{self.id}")
+
+    def _full(self, size: int, queued: int) -> bool:
         self._queued_bytes += size
-        if self._queued > self._max_queue:
+        if queued >= self._max_queue:
             self._give_up(1013, "client too slow: outbound queue full")
             return True
-        if 0 < self._max_queue_bytes < self._queued_bytes and len(self._queue) > 0:
+        if 0 < self._max_queue_bytes < self._queued_bytes and queued > 0:
             self._give_up(1013, f"client too slow: over {self._max_queue_bytes} bytes queued")
             return True
         return False
@@ -133,8 +153,7 @@ class Connection:
 
     def _drop_queue(self) -> None:
         self.dropped_bytes += self._queued_bytes
-        self._queue.clear()
-        self._queued = 0
+        self._queue = None
         self._queued_bytes = 0
 
     def close(self, code: int, reason: str) -> None:
@@ -142,7 +161,7 @@ class Connection:
         is the one the client (and the log) gets."""
         if self._closing is None:
             self._closing = (code, reason)
-            self._wakeup.set()
+            self._wake()
 
     def close_for(self, error: PalimpsestError) -> None:
         self.refused = True
@@ -150,25 +169,21 @@ class Connection:
 
     async def _send_loop(self) -> None:
         ws = self.websocket
+        wakeup = self._wakeup
+        assert wakeup is not None
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                await wakeup.wait()
+                wakeup.clear()
                 while self._queue:
                     item = self._queue.popleft()
-                    if isinstance(item, list):
-                        size = sum(len(u) for u in item)
-                        update = item[0] if len(item) == 1 else merge_updates(*item)
-                        self._queued -= len(item)
-                        item = protocol.sync_update(update)
-                    else:
-                        size = len(item)
-                        self._queued -= 1
-                    self._queued_bytes -= size
-                    if len(item) < FAST_SEND_BYTES and _buffered(self._transport) == 0:
-                        await ws.send_bytes(item)  # nothing waiting: it cannot block
-                    elif not await self._bounded(ws.send_bytes(item), "send"):
-                        return
+                    self._queued_bytes -= len(item)
+                    self._sending = True
+                    try:
+                        if not await self._send_one(ws, item):
+                            return
+                    finally:
+                        self._sending = False
                 if self._closing is not None:
                     code, reason = self._closing
                     if ws.application_state == WebSocketState.CONNECTED:
@@ -178,7 +193,17 @@ class Connection:
             log.debug("connection %s send failed: %r", self.id, exc)
         finally:
             self._drop_queue()
-            self.closed.set()
+
+    async def _send_one(self, ws: WebSocket, item: Outbound) -> bool:
+        """Write one queued frame; False if the transport had to be aborted."""
+        direct = self._direct
+        if direct is not None and direct.open():
+            direct.write(item)  # into the transport's buffer; then wait until it drains
+            return direct.is_writable() or await self._bounded(direct.writable(), "send")
+        if len(item) < FAST_SEND_BYTES and _buffered(self._transport) == 0:
+            await ws.send_bytes(item.data)  # nothing waiting: it cannot block
+            return True
+        return await self._bounded(ws.send_bytes(item.data), "send")
 
     async def _bounded(self, operation: Awaitable[None], what: str) -> bool:
         """Await a send or close; if the socket takes none of it for `send_timeout` seconds,
@@ -214,6 +239,11 @@ class Connection:
             await task
         return False
 
+    async def wait_closed(self) -> None:
+        """Until the sender has sent what was queued and the close (call close() first)."""
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
+
     async def stop(self) -> None:
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
@@ -229,12 +259,18 @@ class _Transport(Protocol):
     def get_write_buffer_size(self) -> int: ...
 
 
-def _transport(websocket: WebSocket) -> _Transport | None:
-    """The connection's transport, to abort it. ASGI has no message for "drop this socket now";
-    uvicorn's WebSocket protocols (the ASGI receive callable is a bound method of one) hold it.
-    uvloop's transports are no asyncio.Transport subclasses: checked by what they do."""
+def _protocol(websocket: WebSocket) -> Any:
+    """uvicorn's WebSocket protocol object serving this connection (the ASGI receive callable is
+    a bound method of it), or None under another server."""
     receive: Any = getattr(websocket, "_receive", None)
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    return getattr(receive, "__self__", None)
+
+
+def _transport(protocol: Any) -> _Transport | None:
+    """The connection's transport, to abort it. ASGI has no message for "drop this socket now";
+    uvicorn's WebSocket protocols hold it. uvloop's transports are no asyncio.Transport
+    subclasses: checked by what they do."""
+    transport = getattr(protocol, "transport", None)
     if all(callable(getattr(transport, name, None))
            for name in ("abort", "is_closing", "get_write_buffer_size")):
         return cast(_Transport, transport)

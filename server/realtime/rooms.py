@@ -5,13 +5,21 @@ holds no document state: that is the write side's. After every commit the writer
 module (server.write.fanout.FanOut): committed updates go to every local client but their
 sender and out on the bus; other nodes' events, once applied, go to the local clients; and the
 senders who asked for durable acknowledgements get one.
+
+A commit's updates are merged and encoded once for the whole room, not once per connection:
+one frame for every client that sent none of them, and one per sender (everything but its
+own), so a batch costs 1 + (its senders) encodings whatever the number of observers. The
+frame's bytes are shared by every connection (server.realtime.outbound).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pycrdt import merge_updates
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError
@@ -19,6 +27,8 @@ from server.events import yjs_update
 from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
+from server.realtime.outbound import Outbound
+from server.realtime.presence_batch import PresenceBatch, merge
 from server.write.fanout import Committed, Origin
 from storage.records import EventRecord
 
@@ -29,27 +39,68 @@ log = logging.getLogger(__name__)
 REMEMBER_REFUSED = 4096
 
 
+@dataclass
+class FanOutCounts:
+    """What the rooms of this node have fanned out (for /metrics and the tests)."""
+
+    frames: int = 0  # update and presence frames built for a broadcast
+    deliveries: int = 0  # connections handed one of them
+
+
 class Room:
     """The connections to one document on this node, and their presence."""
 
-    def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None) -> None:
+    def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None,
+                 counts: FanOutCounts | None = None) -> None:
         self.doc_id = doc_id
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRelay(rules)
         self._bus = bus
-        self._presence: tuple[bytes, bytes] | None = None  # (snapshot, its frame)
+        self._presence: tuple[bytes, Outbound] | None = None  # (snapshot, its frame)
+        self._counts = counts if counts is not None else FanOutCounts()
+        self._step2: tuple[bytes, Outbound] | None = None  # (update, its frame)
+        self._presence_out = PresenceBatch(self._send_presence)
 
-    def broadcast(self, frame: bytes, *, exclude: Connection | None = None) -> None:
+    def broadcast(self, frame: bytes | Outbound, *, exclude: Connection | None = None) -> None:
+        out = frame if isinstance(frame, Outbound) else Outbound(frame)
         for conn in self.connections:
             if conn is not exclude:
-                conn.send(frame)
+                conn.send(out)
 
-    def broadcast_update(self, update: bytes, *, exclude: Connection | None = None) -> None:
+    def broadcast_updates(self, updates: Sequence[tuple[bytes, Connection | None]]) -> None:
+        """Send a commit's updates, each paired with the connection that sent it (None: not a
+        local client's): every connection gets all of them but its own, in one frame."""
+        self._fan_out(updates, _update_frame)
+
+    def _send_presence(self, entries: Sequence[tuple[bytes, object | None]]) -> None:
+        self._fan_out(entries, _presence_frame)
+
+    def _fan_out(self, items: Sequence[tuple[bytes, object | None]],
+                 frame: Callable[[list[bytes]], Outbound]) -> None:
+        """One frame of every item for the connections that sent none of them, and one per
+        sender of everything but its own: 1 + (senders) encodings, whatever the room's size."""
+        if not items or not self.connections:
+            return
+        counts = self._counts
+        everything = frame([payload for payload, _ in items])
+        counts.frames += 1
+        senders = {s for _, s in items if isinstance(s, Connection) and s in self.connections}
         for conn in self.connections:
-            if conn is not exclude:
-                conn.send_update(update)
+            if conn not in senders:
+                conn.send(everything)
+        counts.deliveries += len(self.connections) - len(senders)
+        for sender in senders:
+            others = [payload for payload, s in items if s is not sender]
+            if others:
+                sender.send(frame(others))
+                counts.frames += 1
+                counts.deliveries += 1
 
-    def presence_frame(self) -> bytes | None:
+    def close(self) -> None:
+        """The room's last connection left: drop presence not yet relayed."""
+        self._presence_out.close()
+
+    def presence_frame(self) -> Outbound | None:
         """Every known state as one awareness frame (for a newcomer, or a query), or None. The
         same bytes for everyone who asks until presence changes: a connection that asks again
         and again costs no new copy."""
@@ -57,12 +108,19 @@ class Room:
         if known is None:
             return None
         if self._presence is None or self._presence[0] is not known:
-            self._presence = (known, protocol.awareness(known))
+            self._presence = (known, Outbound(protocol.awareness(known)))
         return self._presence[1]
+
+    def sync_step2(self, update: bytes) -> Outbound:
+        """Sync step 2 carrying `update`, framed once for every joiner given the same update
+        object (the write side answers joiners at one state with the same bytes)."""
+        if self._step2 is None or self._step2[0] is not update:
+            self._step2 = (update, Outbound(protocol.sync_step2(update)))
+        return self._step2[1]
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""
-        self.broadcast(protocol.awareness(payload))
+        self._presence_out.add(payload, None)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            payload))
 
@@ -74,7 +132,7 @@ class Room:
         if not applied.relay:
             return
         conn.send(protocol.awareness(applied.echo))
-        self.broadcast(protocol.awareness(applied.relay), exclude=conn)
+        self._presence_out.add(applied.relay, conn)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            applied.relay))
 
@@ -87,7 +145,7 @@ class Room:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
         if applied.relay:
-            self.broadcast(protocol.awareness(applied.relay))
+            self._presence_out.add(applied.relay, None)
 
 
 class Rooms:
@@ -98,6 +156,7 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._connections: dict[int, Connection] = {}
         self._refused_gone: OrderedDict[int, None] = OrderedDict()
+        self.counts = FanOutCounts()
 
     @property
     def connection_count(self) -> int:
@@ -110,7 +169,7 @@ class Rooms:
         """Add a connection to its document's room (created with these awareness rules)."""
         room = self._rooms.get(conn.doc_id)
         if room is None:
-            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus, rules)
+            room = self._rooms[conn.doc_id] = Room(conn.doc_id, self.bus, rules, self.counts)
             await self.bus.subscribe(conn.doc_id, room.on_bus)
         room.connections.add(conn)
         self._connections[conn.id] = conn
@@ -126,6 +185,7 @@ class Rooms:
         gone = room.awareness.release(conn.id)
         if not room.connections and self._rooms.get(room.doc_id) is room:
             del self._rooms[room.doc_id]
+            room.close()
             await self.bus.unsubscribe(room.doc_id, room.on_bus)
         if gone is not None:
             await room.share_presence(gone)
@@ -138,13 +198,17 @@ class Rooms:
 
     async def publish(self, doc_id: str, events: Sequence[Committed]) -> None:
         room = self._rooms.get(doc_id)
+        if room is not None:
+            updates: list[tuple[bytes, Connection | None]] = []
+            for committed in events:
+                update = yjs_update(committed.record)
+                if update is not None:
+                    origin = committed.origin
+                    updates.append((update, self._connections.get(origin.client)
+                                    if origin is not None else None))
+            room.broadcast_updates(updates)
         for committed in events:
             record = committed.record
-            update = yjs_update(record)
-            if room is not None and update is not None:
-                origin = committed.origin
-                sender = self._connections.get(origin.client) if origin is not None else None
-                room.broadcast_update(update, exclude=sender)
             await self.bus.publish(BusMessage(doc_id, EVENT, self.bus.node_id, record.seq,
                                               record.kind, record.payload))
 
@@ -152,10 +216,8 @@ class Rooms:
         room = self._rooms.get(doc_id)
         if room is None:
             return
-        for record in events:
-            update = yjs_update(record)
-            if update is not None:
-                room.broadcast_update(update)
+        room.broadcast_updates([(update, None) for update in map(yjs_update, events)
+                                if update is not None])
 
     def acknowledge(self, doc_id: str, origins: Sequence[Origin], head_seq: int) -> None:
         latest: dict[int, int] = {}
@@ -181,3 +243,12 @@ class Rooms:
         room = self._rooms.get(doc_id)
         for conn in list(room.connections if room is not None else ()):
             conn.close_for(error)
+
+
+def _update_frame(updates: list[bytes]) -> Outbound:
+    update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+    return Outbound(protocol.sync_update(update))
+
+
+def _presence_frame(payloads: list[bytes]) -> Outbound:
+    return Outbound(protocol.awareness(merge(payloads)))

@@ -27,7 +27,7 @@ EXPIRED = (4403, "token expired")
 REVOKED = (4403, "access revoked")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     doc_id: str
     address: str

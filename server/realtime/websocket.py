@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 STORAGE_DOWN = (1013, "storage unavailable; retry")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ending:
     """How one connection ended, for its log line."""
 
@@ -170,7 +170,7 @@ class DocumentSocket:
                 await self.rooms.leave(room, conn)
             self.documents.release(opened)
             conn.close(1000, "")
-            await conn.closed.wait()
+            await conn.wait_closed()
             status = conn.close_status
             if left is not None and (status == (1000, "") or status is None):
                 ending.set(*left, by="client")
@@ -219,7 +219,7 @@ class DocumentSocket:
                       message: protocol.Message, session: Session) -> None:
         writer = opened.writer
         if isinstance(message, SyncStep1):
-            conn.send(protocol.sync_step2(await writer.missing_from(message.state_vector)))
+            conn.send(room.sync_step2(await writer.missing_from(message.state_vector)))
         elif isinstance(message, SyncStep2 | SyncUpdate):
             limits = self.settings.limits
             text_only = validate_update(message.update, limits)

@@ -86,6 +86,7 @@ class LiveDocuments:
         self._loading: dict[str, asyncio.Future[OpenDocument]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.loads = 0  # documents loaded from the log (at most one load at a time per document)
         bus.on_reconnect(self.catch_up_all)
 
     def start(self) -> None:
@@ -133,8 +134,9 @@ class LiveDocuments:
     async def acquire(self, doc_id: str, *, deleted_ok: bool = False) -> OpenDocument:
         """The document, loaded if needed; pair with release(). Gone if it was deleted
         (unless `deleted_ok`: the command that undeletes it)."""
-        # Only when it is not open here: deleting a document retires its open copies.
-        if (not deleted_ok and doc_id not in self._open
+        # Only when it is neither open nor being loaded here (whoever started the load asked a
+        # moment ago; a join storm asks once): deleting a document retires its open copies.
+        if (not deleted_ok and doc_id not in self._open and doc_id not in self._loading
                 and await deletion(self.store.db, doc_id) is not None):
             raise Gone(DELETED_REASON)
         opened = self._open.get(doc_id)
@@ -171,6 +173,7 @@ class LiveDocuments:
         # read-only database still lets clients in to read and to queue their edits).
         if await self.store.document(doc_id) is None:
             await self.store.ensure_document(doc_id)
+        self.loads += 1
         document = LiveDocument(doc_id)
         writer = DocumentWriter(document, self.store, self.fanout,
                                 max_batch=self.settings.max_batch, on_poisoned=self._discard,

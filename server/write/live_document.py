@@ -21,8 +21,12 @@ from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
+MAX_ANSWERS = 4  # sync step 2 answers kept per document (state vectors differ per client)
+
 
 class LiveDocument:
+    answers_encoded = 0  # sync step 2 answers encoded, over the process (for /metrics)
+
     def __init__(self, doc_id: str) -> None:
         self.doc_id = doc_id
         self.doc: Doc[Text] = Doc()
@@ -36,6 +40,11 @@ class LiveDocument:
         # for them (capture_text_deltas): it then needs no Doc of its own to find them.
         self._text_deltas: list[Any] | None = None
         self._text_subscription: Any = None
+        # Sync step 2 answers at `_answers_seq`, by state vector: clients joining together (a
+        # join storm, everyone back after a restart) mostly send the same one, and encoding a
+        # large document's state costs milliseconds each time.
+        self._answers: dict[bytes, bytes] = {}
+        self._answers_seq = -1
 
     def capture_text_deltas(self) -> None:
         if self._text_deltas is None:
@@ -116,7 +125,22 @@ class LiveDocument:
         return self.doc.get_state()
 
     def missing_from(self, state_vector: bytes) -> bytes:
-        """The update a peer at `state_vector` lacks (sync step 2's payload)."""
+        """The update a peer at `state_vector` lacks (sync step 2's payload). The same bytes
+        object for everyone at the same state vector until the document's seq moves (callers
+        hold the lock, so the doc is exactly the log up to applied_seq)."""
+        if self._answers_seq != self.applied_seq:
+            self._answers.clear()
+            self._answers_seq = self.applied_seq
+        answer = self._answers.get(state_vector)
+        if answer is None:
+            answer = self._missing_from(state_vector)
+            LiveDocument.answers_encoded += 1
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[state_vector] = answer
+        return answer
+
+    def _missing_from(self, state_vector: bytes) -> bytes:
         try:
             update = self.doc.get_update(state_vector)
             if self.pending:
