@@ -19,7 +19,7 @@ from alembic import op
 from storage.packing import CHUNK, PackedChange, chunk_of, pack_changes, pack_state, pack_text
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
