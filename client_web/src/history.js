@@ -660,10 +660,17 @@ export class HistoryPanel {
     const abort = new AbortController()
     this.viewAbort = abort
     const [from, to] = this._range(seq)
-    const [at, diff] = await Promise.allSettled([
-      this.api.getDocument(this.docId, { at: to, signal: abort.signal }),
+    // One heavy read, not two: a diff spells the text at its end (kept + inserted).
+    const [diff] = await Promise.allSettled([
       from < to ? this.api.diff(this.docId, from, to, { signal: abort.signal }) : Promise.resolve(null)
     ])
+    const atEnd = (d) => ({
+      text: d.changes.filter((c) => c.op !== 'delete').map((c) => c.text).join(''),
+      updated_at: (this._revisionAt(to) || {}).ended_at
+    })
+    const [at] = diff.status === 'fulfilled' && diff.value
+      ? [{ status: 'fulfilled', value: atEnd(diff.value) }]
+      : await Promise.allSettled([this.api.getDocument(this.docId, { at: to, signal: abort.signal })])
     if (abort.signal.aborted || this.selected !== seq) return
     this.stage.classList.remove('is-loading')
     if (at.status === 'rejected') {

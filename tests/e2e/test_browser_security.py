@@ -364,9 +364,9 @@ def test_a_token_in_the_link_leaves_the_url_and_the_page_and_editing_still_works
     expect(ada.page.get_by_test_id("revision-item")).to_have_count(1)
     ada.page.get_by_test_id("revision-item").last.click()
     expect(ada.page.get_by_test_id("history-view")).to_have_text(
-        "Written by the admin. And by a writer.")
+        "Written by the admin. And by a writer.", timeout=TIMEOUT_MS)
     expect(ada.page.locator(".chg-ins")).to_have_count(2)
-    assert ada.page.locator(".chg-ins").evaluate(
+    assert ada.page.locator(".chg-ins").first.evaluate(
         "(el) => getComputedStyle(el).getPropertyValue('--author')").startswith("#")
     ada.page.get_by_role("button", name="Close history").click()
 
