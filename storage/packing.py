@@ -3,7 +3,7 @@ packed a chunk of seqs to a row.
 
 A stored format (migration 0009 writes it): change one only with a migration.
 
-Snapshot texts and Yjs states are zlib-compressed (texts as UTF-8).
+Snapshot texts and Yjs states are zlib-compressed (texts as UTF-8; any level reads back).
 
 Text changes: one row per document and CHUNK seqs, chunk k holding the events with seq in
 k*CHUNK+1 .. (k+1)*CHUNK, as zlib-compressed compact JSON
@@ -23,6 +23,10 @@ from typing import Any
 
 CHUNK = 1000
 LEVEL = 6
+# States: zlib's fastest level. A state is encoded with every snapshot (the latest is what
+# loading starts from) and most are dropped at the next one; level 6 took twice the time
+# for 11% less (a 170 kB state at 100,000 events: 2.8 ms to 55 kB, against 5.3 ms to 49 kB).
+STATE_LEVEL = 1
 
 
 def pack_text(text: str) -> bytes:
@@ -34,7 +38,7 @@ def unpack_text(data: bytes) -> str:
 
 
 def pack_state(state: bytes) -> bytes:
-    return zlib.compress(state, LEVEL)
+    return zlib.compress(state, STATE_LEVEL)
 
 
 def unpack_state(data: bytes) -> bytes:

@@ -23,6 +23,7 @@ from storage.database import Database
 from storage.event_store import database_now
 from storage.lifecycle import Deletion, save_deletion
 from storage.packing import (
+    CHUNK,
     PackedChange,
     chunk_of,
     pack_changes,
@@ -123,7 +124,7 @@ class ProjectionBatch:
     to_seq: int  # the checkpoint it leaves
     changes: list[ChangeRow] = field(default_factory=list)
     # Every change already saved in the chunk of the batch's first change (storage.packing):
-    # a chunk row is written whole, so the batch carries what it holds before.
+    # the batch that completes a chunk rewrites it as one row, with these.
     chunk_before: list[PackedChange] = field(default_factory=list)
     revisions: list[RevisionRow] = field(default_factory=list)  # replaces rows >= the first
     versions: list[VersionRow] = field(default_factory=list)
@@ -324,20 +325,24 @@ class ReadModel:
 
     async def _save_changes(self, conn: AsyncConnection, doc_id: str,
                             batch: ProjectionBatch) -> None:
-        """Write every chunk the batch's changes touch, whole: one upsert per chunk."""
+        """Pack the batch's changes: a chunk the batch completes is written as one row (with
+        what it held before the batch), one still filling gets a row of the batch's own."""
         chunks: dict[int, list[PackedChange]] = {}
+        for change in batch.changes:
+            chunks.setdefault(chunk_of(change.seq), []).append(
+                PackedChange(change.seq, change.actor, change.ops))
         first = chunk_of(batch.changes[0].seq)
-        if batch.chunk_before:
-            chunks[first] = list(batch.chunk_before)
-        for c in batch.changes:
-            chunks.setdefault(chunk_of(c.seq), []).append(PackedChange(c.seq, c.actor, c.ops))
-        upsert = self._insert(text_change_chunks)
-        await conn.execute(
-            upsert.on_conflict_do_update(index_elements=["doc_id", "chunk"],
-                                         set_={"data": upsert.excluded.data}),
-            [{"doc_id": doc_id, "chunk": k, "data": pack_changes(k, rows)}
-             for k, rows in chunks.items()],
-        )
+        rows = []
+        t = text_change_chunks.c
+        for k, packed in chunks.items():
+            if (k + 1) * CHUNK <= batch.to_seq:  # complete: its rows become one
+                if k == first and batch.chunk_before:
+                    packed = [*batch.chunk_before, *packed]
+                await conn.execute(delete(text_change_chunks)
+                                   .where(t.doc_id == doc_id, t.chunk == k))
+            rows.append({"doc_id": doc_id, "chunk": k, "first_seq": packed[0].seq,
+                         "data": pack_changes(k, packed)})
+        await conn.execute(text_change_chunks.insert(), rows)
 
     async def reset(self) -> None:
         """Drop and recreate every read-model table, and forget every snapshot."""
@@ -448,7 +453,7 @@ class ReadModel:
                                               c.chunk >= chunk_of(after + 1))
         if until is not None:
             query = query.where(c.chunk <= chunk_of(until))
-        rows = await self._all(query.order_by(c.chunk))
+        rows = await self._all(query.order_by(c.chunk, c.first_seq))
         out: list[PackedChange] = []
         for row in rows:
             for change in unpack_changes(int(row.chunk), bytes(row.data)):
@@ -546,6 +551,13 @@ class ReadModel:
         of the log; rooms add others when they unload, which a rebuild does not recreate."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table in READ_MODEL_TABLES:
+            if table is text_change_chunks:
+                # Unpacked: how a chunk still filling is split in rows depends on the batches.
+                ids = [r.doc_id for r in await self._all(
+                    select(table.c.doc_id).distinct().order_by(table.c.doc_id))]
+                out[table.name] = [(d, c.seq, c.actor, c.ops) for d in ids
+                                   for c in await self.packed_changes(d, 0)]
+                continue
             if table is projector_checkpoints:
                 query: Any = select(table.c.doc_id, table.c.seq)
             else:

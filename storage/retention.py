@@ -35,6 +35,7 @@ async def log_entries(db: Database, doc_id: str, until_seq: int) -> list[LogEntr
         chunks = (await conn.execute(
             select(c.chunk, c.data)
             .where(c.doc_id == doc_id, c.chunk <= chunk_of(max(until_seq, 1)))
+            .order_by(c.chunk, c.first_seq)
         )).all()
     counted: dict[int, tuple[int, int]] = {}
     for chunk in chunks:

@@ -86,12 +86,15 @@ projector_checkpoints = Table(
 
 # What each event did to the text: ops [pos, deleted, inserted] in UTF-8 byte offsets
 # (pycrdt's unit), applied in order. Text at any seq = nearest snapshot's text + these.
-# Packed a chunk of seqs to a row, compressed (storage.packing): one row per 1,000 events.
+# Packed a chunk of 1,000 seqs to a row, compressed (storage.packing). A chunk still filling
+# has a row per projector batch (`first_seq`: the batch's first change in it); the batch that
+# completes it writes it as one row.
 text_change_chunks = Table(
     "text_change_chunks",
     metadata,
     Column("doc_id", String(200), primary_key=True),
     Column("chunk", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_seq", BigInteger, primary_key=True, autoincrement=False),
     Column("data", LargeBinary, nullable=False),
 )
 

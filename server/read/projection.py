@@ -53,7 +53,8 @@ class ViewState:
     updated_at: float = 0.0
 
 
-# A snapshot keeps the Yjs state once in this many snapshots; the others keep the text only.
+# Of the snapshots before the latest, one in this many keeps its Yjs state; the others keep the
+# text only (storage.read_model drops their state when a later snapshot is saved).
 STATE_EVERY_SNAPSHOTS = 10
 MAX_UNAPPLIED = 20_000  # deferred updates held before the Doc takes them anyway
 # Deferred updates are merged this many at a time: merging is superlinear in yrs (100 small
@@ -83,18 +84,24 @@ class DocumentProjection:
         # Updates whose text deltas came with them (from the write side's own apply, in this
         # process): the Doc takes them later, merged, when a snapshot needs its state.
         self._unapplied: list[bytes] = []
+        self._catching_up = False
         # The raw Rust-side subscription, not Text.observe: pycrdt's event wrapper converts
         # every attribute of the event (path, target, ...) and costs 20x the apply itself.
         self._subscription = self.text.integrated.observe(self._on_text)
 
     def _on_text(self, event: Any) -> None:
-        self._deltas.append(event.delta)
+        if not self._catching_up:  # reading `delta` walks the whole text: only when needed
+            self._deltas.append(event.delta)
 
     def load(self, history: History, revision: RevisionRow | None,
              view: ViewRow | None, chunk_changes: list[PackedChange]) -> None:
         """Resume at the checkpoint `history.seq` from a snapshot plus the events after it;
         `chunk_changes`: the changes saved in the chunk of seq + 1, up to seq."""
-        replay(self.doc, history.state, history.events, self.pending)
+        self._catching_up = True  # the text is read whole below
+        try:
+            replay(self.doc, history.state, history.events, self.pending)
+        finally:
+            self._catching_up = False
         seq = history.seq
         self.chunk = chunk_of(seq + 1)
         self.chunk_changes = list(chunk_changes)
@@ -145,12 +152,15 @@ class DocumentProjection:
         if not updates:
             return
         self._unapplied = []
-        for start in range(0, len(updates), DEFERRED_CHUNK):
-            part = updates[start : start + DEFERRED_CHUNK]
-            update = part[0] if len(part) == 1 else merge_updates(*part)
-            self.doc.apply_update(update)
-            self.pending.after_apply(self.doc, update)
-        self._deltas.clear()  # the text they made is in `content` already
+        self._catching_up = True  # the text they make is in `content` already
+        try:
+            for start in range(0, len(updates), DEFERRED_CHUNK):
+                part = updates[start : start + DEFERRED_CHUNK]
+                update = part[0] if len(part) == 1 else merge_updates(*part)
+                self.doc.apply_update(update)
+                self.pending.after_apply(self.doc, update)
+        finally:
+            self._catching_up = False
 
     def apply(self, event: EventRecord, batch: ProjectionBatch,
               deltas: list[Any] | None = None) -> None:

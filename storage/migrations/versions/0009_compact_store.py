@@ -34,7 +34,7 @@ _old_changes = sa.table(
 )
 _chunks = sa.table(
     "text_change_chunks", sa.column("doc_id", sa.String), sa.column("chunk", sa.BigInteger),
-    sa.column("data", sa.LargeBinary),
+    sa.column("first_seq", sa.BigInteger), sa.column("data", sa.LargeBinary),
 )
 _old_snapshots = sa.table(
     "snapshots", sa.column("doc_id", sa.String), sa.column("seq", sa.BigInteger),
@@ -63,12 +63,13 @@ def _pack_changes(bind: sa.Connection) -> None:
                 seq = int(row.seq)
                 if chunk_of(seq) != chunk:
                     if held:
-                        out.append({"doc_id": doc_id, "chunk": chunk,
+                        out.append({"doc_id": doc_id, "chunk": chunk, "first_seq": held[0].seq,
                                     "data": pack_changes(chunk, held)})
                     chunk, held = chunk_of(seq), []
                 held.append(PackedChange(seq, row.actor, [list(op) for op in row.ops]))
             if len(rows) < BATCH and held:
-                out.append({"doc_id": doc_id, "chunk": chunk, "data": pack_changes(chunk, held)})
+                out.append({"doc_id": doc_id, "chunk": chunk, "first_seq": held[0].seq,
+                            "data": pack_changes(chunk, held)})
             if out:
                 bind.execute(sa.insert(_chunks), out)
             if len(rows) < BATCH:
@@ -107,6 +108,7 @@ def upgrade() -> None:
         "text_change_chunks",
         sa.Column("doc_id", sa.String(200), primary_key=True),
         sa.Column("chunk", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("first_seq", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     _pack_changes(op.get_bind())
