@@ -14,6 +14,7 @@ and `encode`s them; the projector and every reader `decode` records and match on
     RetentionSet       the document's own retention policy (None: the server's default)
     HistoryErased      the audit record of an erasure: who, when, why, which events; never what
     HistoryCompacted   the audit record of a compaction
+    StatusChanged      the document moved in its review lifecycle (draft, in review, ...)
 
 An `UpdateApplied` written by a compaction carries `absorbed`: it is the merge of the events
 from `absorbed.from_seq` to its own seq, which are gone from the log (seqs stay stable: those
@@ -38,6 +39,7 @@ UNDELETED = "undelete"
 RETENTION_SET = "retention"
 ERASED = "erasure"
 COMPACTED = "compaction"
+STATUS_CHANGED = "status"
 # Audit events of history rewrites: live documents and cached texts of the document are stale.
 REWRITES = frozenset({ERASED, COMPACTED})
 
@@ -121,9 +123,19 @@ class UnknownEvent:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """The document moved from one review status to another (draft, in_review, published,
+    archived); a transition to `published` publishes the document as it is at this seq."""
+
+    from_status: str
+    to_status: str
+    note: str = ""
+
+
 Event = (DocumentCreated | DocumentRenamed | UpdateApplied | RevisionRestored | VersionNamed
          | DocumentDeleted | DocumentUndeleted | RetentionSet | HistoryErased | HistoryCompacted
-         | UnknownEvent)
+         | UnknownEvent | StatusChanged)
 
 def encode(event: Event, actor: str, time: float) -> NewEvent:
     """The record to append for `event`."""
@@ -159,6 +171,11 @@ def encode(event: Event, actor: str, time: float) -> NewEvent:
         case HistoryCompacted(before_time, merged, absorbed_count):
             return NewEvent(COMPACTED, b"", actor, time, {
                 "before_time": before_time, "merged": merged, "absorbed": absorbed_count})
+        case StatusChanged(from_status, to_status, note):
+            # The target status is the payload too: the bus carries payloads, not metas, and
+            # every node's live copy must learn from the hint that it is now read-only.
+            return NewEvent(STATUS_CHANGED, to_status.encode(), actor, time,
+                            {"from": from_status, "to": to_status, "note": note})
         case UnknownEvent(kind):
             raise ValueError(f"cannot append an event of unknown kind {kind!r}")
 
@@ -206,6 +223,9 @@ def _decode_governance(kind: str, meta: dict[str, Any]) -> Event:
     if kind == COMPACTED:
         return HistoryCompacted(float(meta.get("before_time", 0.0)), int(meta.get("merged", 0)),
                                 int(meta.get("absorbed", 0)))
+    if kind == STATUS_CHANGED:
+        return StatusChanged(str(meta.get("from", "")), str(meta.get("to", "")),
+                             str(meta.get("note", "")))
     return UnknownEvent(kind)
 
 
@@ -222,3 +242,4 @@ def yjs_update(record: EventRecord) -> bytes | None:
     """The Yjs update a record carries, or None for events that do not change the content.
     (On every fan-out and load: it answers from the kind without building the event.)"""
     return record.payload if record.kind in _YJS_KINDS else None
+

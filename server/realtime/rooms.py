@@ -14,8 +14,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
-from server.errors import PalimpsestError
-from server.events import yjs_update
+from server.errors import PalimpsestError, ReadOnlyDocument
+from server.events import STATUS_CHANGED, yjs_update
 from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
@@ -140,6 +140,8 @@ class Rooms:
         room = self._rooms.get(doc_id)
         for committed in events:
             record = committed.record
+            if room is not None:
+                _tell_status(room, record)
             update = yjs_update(record)
             if room is not None and update is not None:
                 origin = committed.origin
@@ -153,6 +155,7 @@ class Rooms:
         if room is None:
             return
         for record in events:
+            _tell_status(room, record)
             update = yjs_update(record)
             if update is not None:
                 room.broadcast_update(update)
@@ -168,8 +171,13 @@ class Rooms:
 
     def reject(self, doc_id: str, origin: Origin, error: PalimpsestError) -> None:
         conn = self._connections.get(origin.client)
-        if conn is not None:
-            conn.close_for(error)
+        if conn is None:
+            return
+        if isinstance(error, ReadOnlyDocument):
+            # Answered as a read-only connection's edit is: told, not closed.
+            conn.send(protocol.permission_denied(error.message))
+            return
+        conn.close_for(error)
 
     def accepts(self, origin: Origin) -> bool:
         conn = self._connections.get(origin.client)
@@ -181,3 +189,20 @@ class Rooms:
         room = self._rooms.get(doc_id)
         for conn in list(room.connections if room is not None else ()):
             conn.close_for(error)
+
+
+FROZEN = {b"published": "document is published: read-only until reopened",
+          b"archived": "document is archived: read-only until unarchived"}
+
+
+def _tell_status(room: Room, record: EventRecord) -> None:
+    """A published or archived document is read-only: every live client is told at once, with
+    the y-websocket permission-denied message (a stock client logs it; ours shows it)."""
+    if record.kind == STATUS_CHANGED and record.payload in FROZEN:
+        room.broadcast(protocol.permission_denied(FROZEN[record.payload]))
+
+
+def present(rooms: Rooms) -> dict[str, list[str]]:
+    """Who is connected to which document on this node (users, or actors without auth)."""
+    return {doc_id: sorted({conn.user or conn.actor for conn in room.connections})
+            for doc_id, room in rooms._rooms.items() if room.connections}

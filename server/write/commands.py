@@ -96,5 +96,16 @@ class CompactHistory:
     segments: tuple[Segment, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeStatus:
+    """Move the document in its review lifecycle (server.review_status)."""
+
+    doc_id: str
+    to_status: str
+    actor: str
+    note: str = ""
+
+
 Command = (ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision
-           | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory)
+           | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory
+           | ChangeStatus)
