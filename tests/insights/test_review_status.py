@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,7 @@ async def test_of_concurrent_transitions_exactly_one_passes(
                 assert (await move(http, doc, back, ADMIN)).status_code == 200
         statuses = [e.meta for e in await logged_events(secure_server.database_url, doc)
                     if e.kind == "status"]
-        for before, after in zip(statuses, statuses[1:], strict=False):
+        for before, after in itertools.pairwise(statuses):
             assert before["to"] == after["from"]  # every stored transition started where the
             # previous one ended: none was decided against a stale status
 
