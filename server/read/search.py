@@ -7,8 +7,10 @@ History: when a phrase appeared in a document and when it disappeared. The insig
 keeps the text every MARK_EVERY events (history marks); the phrase is looked for in each
 mark and in the current text, and where two neighbours disagree the seq it changed at is found
 by bisection with the read side's text at any seq (Queries.text_at): about log2(MARK_EVERY)
-texts per change. So a search costs a few dozen reads however long the log. A phrase that
-appears and disappears again between two marks is not seen (documented).
+texts per change. So a search costs a few dozen reads however long the log. A stretch of at
+most EXACT_SCAN events (a short document, or the events after the last mark) is read seq by
+seq, so nothing in it is missed; in a longer stretch, a phrase that appears and disappears
+again between two marks is not seen (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ Json = dict[str, Any]
 MAX_QUERY = 200
 SCAN_PAGES = 10  # pages of ranked hits one search may read past unreadable documents
 SNIPPET_CONTEXT = 60
+EXACT_SCAN = 256  # a stretch between marks this short is read seq by seq: nothing is missed
 
 
 def marked_html(snippet: str) -> str:
@@ -81,11 +84,24 @@ class SearchQueries:
         found: list[tuple[int, bool]] = []
         for (a, text_a), (b, text_b) in itertools.pairwise(points):
             had, has = needle in text_a.casefold(), needle in text_b.casefold()
-            if had != has:
+            if b - a <= EXACT_SCAN:
+                found += await self._scan(doc_id, needle, a, b, had)
+            elif had != has:
                 found.append((await self._changed_at(doc_id, needle, a, b, has), has))
         items = [await self._item(doc_id, phrase, needle, at, appeared)
                  for at, appeared in found]
         return {"items": items, "seq": seq, "phrase": phrase}
+
+    async def _scan(self, doc_id: str, needle: str, low: int, high: int,
+                    had: bool) -> list[tuple[int, bool]]:
+        """Every change of presence in (low, high], seq by seq (a short stretch)."""
+        found = []
+        for seq in range(low + 1, high + 1):
+            has = needle in (await self.queries.text_at(doc_id, seq)).casefold()
+            if has != had:
+                found.append((seq, has))
+                had = has
+        return found
 
     async def _changed_at(self, doc_id: str, needle: str, low: int, high: int,
                           present_at_high: bool) -> int:
