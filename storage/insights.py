@@ -76,6 +76,7 @@ class InsightBatch:
     activity: dict[tuple[int, str], ActivityCounts] = field(default_factory=dict)
     last_times: dict[str, float] = field(default_factory=dict)
     search: tuple[str, str] | None = None  # (title, text) now
+    search_seq: int = 0  # the last event that changed them (a pure function of the log)
     marks: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -196,7 +197,7 @@ class InsightStore:
         if batch.search is None:
             return
         title, body = batch.search
-        values = {"title": title, "body": body, "seq": batch.to_seq}
+        values = {"title": title, "body": body, "seq": batch.search_seq}
         await conn.execute(_insert(conn, search_texts).values(doc_id=batch.doc_id, **values)
                            .on_conflict_do_update(index_elements=["doc_id"], set_=values))
         if conn.dialect.name != "postgresql":

@@ -149,6 +149,7 @@ class DocumentInsight:
             case DocumentCreated(title) | DocumentRenamed(title):
                 self.title = title
                 batch.search = (self.title, self.text_now())
+                batch.search_seq = event.seq
             case StatusChanged(from_status, to_status, note):
                 self._transition(event, from_status, to_status, note, batch)
             case _:
@@ -184,6 +185,7 @@ class DocumentInsight:
         batch.last_times[event.actor] = event.time
         if inserted or deleted:
             batch.search = (self.title, "")  # filled with the text at the batch's end
+            batch.search_seq = event.seq
 
     def _transition(self, event: EventRecord, from_status: str, to_status: str, note: str,
                     batch: InsightBatch) -> None:

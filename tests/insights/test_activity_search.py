@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,11 +18,19 @@ from server.read.insights import InsightFollower
 from storage.database import open_database
 from storage.event_store import EventStore
 from storage.insights import InsightStore
+from tests.conftest import new_sqlite_url
 from tests.security.conftest import logged_events
 from tests.support.pyclient import YClient
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Activity, history search and the stream need no second backend: one server for them."""
+    with ServerProcess(new_sqlite_url(tmp_path_factory.mktemp("insights"))) as process:
+        yield process
 WORD = re.compile(r"[^ \t\n\r\f\v]+")
 IDLE_GAP = 120.0
 
@@ -80,11 +89,12 @@ def independent_activity(records: list[Any]) -> dict[tuple[int, str], dict[str, 
     return out
 
 
-async def test_activity_equals_an_independent_count_from_the_log(server: ServerProcess) -> None:
+async def test_activity_equals_an_independent_count_from_the_log(
+        sqlite_server: ServerProcess) -> None:
     doc = "act-1"
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=sqlite_server.http_url, timeout=10) as http:
         await http.post("/api/documents", json={"id": doc, "title": "Activity"})
-        async with YClient(server.ws_url, doc) as ann:
+        async with YClient(sqlite_server.ws_url, doc) as ann:
             text = ""
             for i, word in enumerate(["alpha", "beta", "gamma", "delta"] * 5):
                 piece = ("" if not text else " ") + word
@@ -95,7 +105,7 @@ async def test_activity_equals_an_independent_count_from_the_log(server: ServerP
                     ann.delete(0, len(text.split(" ")[0]) + 1)  # a word removed
                     text = text[len(text.split(" ")[0]) + 1:]
             seq = await head(http, doc, text)
-        records = await logged_events(server.database_url, doc)
+        records = await logged_events(sqlite_server.database_url, doc)
         expected = independent_activity(records)
         answer = await settled(http, f"/api/documents/{doc}/activity?bucket=minute&"
                                      f"since=2000-01-01T00:00:00Z", seq)
@@ -159,11 +169,11 @@ async def test_search_finds_current_text_ranked_with_snippets(server: ServerProc
 
 
 async def test_history_search_finds_when_a_phrase_appeared_and_disappeared(
-        server: ServerProcess) -> None:
+        sqlite_server: ServerProcess) -> None:
     doc = "h-1"
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=sqlite_server.http_url, timeout=10) as http:
         await http.post("/api/documents", json={"id": doc, "title": "History"})
-        async with YClient(server.ws_url, doc) as c:
+        async with YClient(sqlite_server.ws_url, doc) as c:
             c.insert(0, "Hello there.")
             await head(http, doc, "Hello there.")
             c.insert(len("Hello there."), " A secret plan.")
@@ -180,11 +190,11 @@ async def test_history_search_finds_when_a_phrase_appeared_and_disappeared(
         assert items[1]["link"] == f"/d/{doc}?seq={gone - 1}"
 
 
-async def test_the_stream_pushes_each_edit_within_a_second(server: ServerProcess) -> None:
+async def test_the_stream_pushes_each_edit_within_a_second(sqlite_server: ServerProcess) -> None:
     doc = "live-1"
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=sqlite_server.http_url, timeout=10) as http:
         await http.post("/api/documents", json={"id": doc, "title": "Live"})
-        async with YClient(server.ws_url, doc) as c, http.stream(
+        async with YClient(sqlite_server.ws_url, doc) as c, http.stream(
                 "GET", "/api/activity/stream") as stream:
             lines = stream.aiter_lines()
             assert (await anext(lines)).startswith(": connected")
