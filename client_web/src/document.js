@@ -2,6 +2,7 @@
 // pills, the people here, the editor with its Markdown preview, and the
 // history panel.
 
+import { statusBar } from './status.js'
 import { h, replaceChildren, notify, notifyError } from './dom.js'
 import { DocumentSync } from './sync.js'
 import { createEditor, bindPreview, setReadOnly } from './editor.js'
@@ -207,7 +208,8 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     h('div', { class: 'people' }, [peopleCount, peopleList]),
     historyToggle
   ])
-  replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, toolbar, body]))
+  const review = statusBar({ api, docId, access, sync, view })
+  replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, review.el, toolbar, body]))
 
   // The title and head seq come from the read side.
   const loadInfo = async () => {
@@ -245,6 +247,7 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
 
   return () => {
     clearInterval(titleTimer)
+    review.destroy()
     window.removeEventListener('keydown', onKey)
     window.removeEventListener('beforeunload', beforeUnload)
     history.destroy()
