@@ -14,8 +14,11 @@ const FIGURES = [
 ]
 
 /** Columns for uPlot: x = bucket starts (epoch seconds), one series per author. */
-const columns = (items, figure, scale) => {
+const columns = (items, figure, scale, step) => {
   const starts = [...new Set(items.map((i) => Date.parse(i.start) / 1000))].sort((a, b) => a - b)
+  // An empty bucket either side: a single bucket of data is then a bar, not a point.
+  if (starts.length) starts.unshift(starts[0] - step)
+  if (starts.length) starts.push(starts[starts.length - 1] + step)
   const authors = [...new Set(items.map((i) => i.author))].sort()
   const index = new Map(starts.map((s, k) => [s, k]))
   const series = authors.map(() => starts.map(() => 0))
@@ -39,8 +42,9 @@ export const renderActivity = (root, { api, docUrl }) => {
   const draw = (items) => {
     for (const plot of plots.splice(0)) plot.destroy()
     replaceChildren(charts)
+    const step = { minute: 60, hour: 3600, day: 86400 }[bucket.value]
     for (const [figure, label, scale] of FIGURES) {
-      const { authors, data } = columns(items, figure, scale)
+      const { authors, data } = columns(items, figure, scale, step)
       const box = h('figure', { class: 'activity-chart' }, [h('figcaption', { text: label })])
       charts.append(box)
       if (data[0].length === 0) {
@@ -48,11 +52,14 @@ export const renderActivity = (root, { api, docUrl }) => {
         continue
       }
       plots.push(new uPlot({
-        width: Math.min(560, Math.max(320, charts.clientWidth / 2 - 24)),
+        width: 340,
         height: 200,
+        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
         series: [{}, ...authors.map((author, k) => ({
-          label: author, stroke: PALETTE[k % PALETTE.length], width: 2,
-          fill: PALETTE[k % PALETTE.length] + '22', points: { show: data[0].length < 40 }
+          label: author, stroke: PALETTE[k % PALETTE.length], width: 1,
+          fill: PALETTE[k % PALETTE.length] + '99',
+          paths: uPlot.paths.bars({ size: [0.8 / Math.max(1, authors.length), 40], align: 0 }),
+          points: { show: false }
         }))],
         axes: [{}, { size: 48 }]
       }, data, box))

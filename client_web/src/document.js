@@ -242,6 +242,12 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   window.addEventListener('beforeunload', beforeUnload)
 
   view.focus()
+  // A link into the time slider (from history search): /d/{doc}?seq=N opens the history there.
+  const atSeq = Number(new URLSearchParams(window.location.search).get('seq'))
+  if (Number.isFinite(atSeq) && atSeq > 0) {
+    history.open()
+    history.refresh().then(() => history.select(atSeq), () => {})
+  }
   // A handle for debugging in the console and for browser tests.
   window.__palimpsest = { sync, view, history }
 
