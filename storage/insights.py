@@ -239,3 +239,15 @@ async def forget_document(conn: AsyncConnection, doc_id: str, *,
         await conn.execute(text("DELETE FROM search_fts WHERE doc_id = :d"), {"d": doc_id})
 
 
+
+
+async def restart_document(conn: AsyncConnection, doc_id: str, rewritten_at: int) -> None:
+    """Inside a history rewrite's transaction: drop the document's insight rows (they may hold
+    erased text) and start its follower again from 0, knowing this rewrite already."""
+    await forget_document(conn, doc_id)
+    await conn.execute(insert(insight_checkpoints).values(doc_id=doc_id, seq=0,
+                                                          rewritten_at=rewritten_at))
+    if conn.dialect.name != "postgresql":
+        # FTS5 keeps a deleted row's terms in its index segments until they are merged: merge
+        # now, so the scrub that follows an erasure finds no byte of it in use.
+        await conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('optimize')"))
