@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 
 from storage.database import Database
-from storage.insight_schema import history_marks, search_texts
+from storage.insight_schema import history_marks, insight_checkpoints, search_texts
 
 MARK_START = "\x02"
 MARK_END = "\x03"
@@ -72,9 +72,13 @@ async def search(db: Database, words: list[str], limit: int, offset: int = 0) ->
 
 
 async def current_text(db: Database, doc_id: str) -> tuple[int, str] | None:
+    """The document's text at the insight checkpoint, and that checkpoint (one statement:
+    the two were saved in one transaction)."""
     async with db.read() as conn:
-        row = (await conn.execute(select(search_texts.c.seq, search_texts.c.body).where(
-            search_texts.c.doc_id == doc_id))).first()
+        row = (await conn.execute(
+            select(insight_checkpoints.c.seq, search_texts.c.body)
+            .join(insight_checkpoints, insight_checkpoints.c.doc_id == search_texts.c.doc_id)
+            .where(search_texts.c.doc_id == doc_id))).first()
     return None if row is None else (int(row[0]), str(row[1]))
 
 

@@ -1,0 +1,184 @@
+"""History search on the full automerge-paper document (259,778 events), against the naive scan.
+
+    .venv/bin/python bench/history_search.py                  # SQLite, the whole trace
+    .venv/bin/python bench/history_search.py --patches 20000  # a quick look
+
+Builds the log as bench/read_side.py does (one event per patch, the trace's own times),
+projects it, folds it into the insight read models (timed), then, in this process, asks
+`SearchQueries.history` for phrases taken from the text at random seqs (a word pair of the
+final text, of texts at random seqs, and phrases never in it), and reports p50/p99 in wall
+and CPU time. The peer, in the same run: the naive scan that reads the text at the end of
+every revision (Queries.text_at) and looks for the phrase in each. The truth: a replay of the
+trace on a Python string, checking the phrase after every event; the report counts the
+changes each method found against it. Also the bytes the insight tables add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from sqlalchemy import text as sql  # noqa: E402
+
+from bench.read_side import DOC, build_log  # noqa: E402
+from server.read.freshness import Freshness  # noqa: E402
+from server.read.insight_freshness import InsightFreshness  # noqa: E402
+from server.read.insights import InsightFollower  # noqa: E402
+from server.read.queries import Queries  # noqa: E402
+from server.read.search import SearchQueries  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.event_store import EventStore  # noqa: E402
+from storage.insights import InsightStore  # noqa: E402
+from storage.read_model import ReadModel  # noqa: E402
+from tests.support.replay import Trace, load_trace  # noqa: E402
+
+
+def truth(trace: Trace, count: int, phrase: str) -> list[tuple[int, str]]:
+    """Every seq where the phrase's presence changes, by replaying the trace on a string."""
+    needle = phrase.casefold()
+    content = ""
+    had = False
+    found = []
+    for seq, (pos, delete, insert) in enumerate(trace.patches[:count], start=1):
+        content = content[:pos] + insert + content[pos + delete:]
+        # Only around the change can the phrase appear or vanish: check a window first.
+        window = content[max(0, pos - len(needle)):pos + len(insert) + len(needle)].casefold()
+        has = needle in window or (had and needle in content.casefold())
+        if has != had:
+            found.append((seq, "appeared" if has else "disappeared"))
+            had = has
+    return found
+
+
+def pct(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    return {"n": len(ordered), "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0),
+            "mean_ms": statistics.fmean(ordered) * 1000}
+
+
+def phrases(trace: Trace, count: int, n: int, rng: random.Random) -> list[str]:
+    """Word pairs from the text at random seqs (some live now, some long gone), and misses."""
+    content = ""
+    wanted = sorted(rng.sample(range(1, count + 1), n))
+    texts = []
+    for seq, (pos, delete, insert) in enumerate(trace.patches[:count], start=1):
+        content = content[:pos] + insert + content[pos + delete:]
+        if wanted and seq == wanted[0]:
+            texts.append(content)
+            wanted.pop(0)
+    out = []
+    for t in texts:
+        pairs = re.findall(r"(?=\b([A-Za-z]{3,} [A-Za-z]{3,})\b)", t)
+        if pairs:
+            out.append(rng.choice(pairs))
+    return out + ["zanzibar quokka", "palimpsest"]
+
+
+async def measure(url: str, trace: Trace, count: int, samples: int, peers: int
+                  ) -> dict[str, Any]:
+    db = open_database(url)
+    out: dict[str, Any] = {}
+    try:
+        store = EventStore(db)
+        follower = InsightFollower(store, db, batch_size=5000)
+        started, cpu = time.perf_counter(), time.process_time()
+        folded = await follower.catch_up()
+        out["fold_s"] = time.perf_counter() - started
+        out["fold_cpu_s"] = time.process_time() - cpu
+        out["folded"] = folded
+        read_model = ReadModel(db)
+        queries = Queries(store, read_model, Freshness(read_model))
+        search = SearchQueries(db, queries, InsightFreshness(store, InsightStore(db)))
+        rng = random.Random(20261130)
+        asked = phrases(trace, count, samples, rng)
+        wall, cpu_times, found_ok, found_total = [], [], 0, 0
+        for phrase in asked:
+            queries.snapshot_texts.forget(DOC)  # each search pays its own reads
+            queries.change_chunks.forget(DOC)
+            t0, c0 = time.perf_counter(), time.process_time()
+            answer = await search.history(DOC, phrase)
+            wall.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
+            exact = truth(trace, count, phrase)
+            got = [(i["seq"], i["change"]) for i in answer["items"]]
+            found_total += len(exact)
+            found_ok += len(set(got) & set(exact))
+            assert set(got) <= set(exact), (phrase, got, exact)  # never a wrong answer
+        out["history_search_wall"] = pct(wall)
+        out["history_search_cpu"] = pct(cpu_times)
+        out["changes_found"] = f"{found_ok} of {found_total}"
+        # The peer: the text at the end of every revision, phrase looked for in each.
+        ends = [int(r[0]) for r in (await _rows(db, "SELECT to_seq FROM revisions WHERE "
+                                                   f"doc_id = '{DOC}' ORDER BY to_seq"))]
+        out["revisions"] = len(ends)
+        peer_wall = []
+        for phrase in asked[:peers]:
+            needle = phrase.casefold()
+            t0 = time.perf_counter()
+            had = False
+            for seq in ends:
+                has = needle in (await queries.text_at(DOC, seq)).casefold()
+                had = has if has != had else had
+            peer_wall.append(time.perf_counter() - t0)
+        out["naive_scan_wall"] = pct(peer_wall)
+        sizes = {}
+        for table in ("history_marks", "search_texts", "activity_minutes", "status_history"):
+            sizes[table] = await _size(db, table)
+        out["bytes"] = sizes
+    finally:
+        await db.dispose()
+    return out
+
+
+async def _rows(db: Any, query: str) -> list[Any]:
+    async with db.read() as conn:
+        return list((await conn.execute(sql(query))).all())
+
+
+async def _size(db: Any, table: str) -> int:
+    try:
+        rows = await _rows(db, f"SELECT SUM(pgsize) FROM dbstat WHERE name = '{table}'")
+        return int(rows[0][0] or 0)
+    except Exception:
+        rows = await _rows(db, f"SELECT pg_total_relation_size('{table}')")
+        return int(rows[0][0] or 0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patches", type=int, default=0, help="0: the whole trace")
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--peers", type=int, default=3, help="phrases the naive scan answers")
+    parser.add_argument("--snapshot-every", type=int, default=1000)
+    args = parser.parse_args()
+    trace = load_trace()
+    count = args.patches or len(trace.patches)
+    folder = Path(tempfile.mkdtemp(prefix="palimpsest-history-search-"))
+    url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+    figures: dict[str, Any] = asyncio.run(build_log(url, trace, count, args.snapshot_every))
+    print(f"log: {int(figures['events'])} events, projected in {figures['project_s']:.1f} s",
+          flush=True)
+    figures.update(asyncio.run(measure(url, trace, count, args.samples, args.peers)))
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
