@@ -87,7 +87,7 @@ def phrases(trace: Trace, count: int, n: int, rng: random.Random) -> list[str]:
         pairs = re.findall(r"(?=\b([A-Za-z]{3,} [A-Za-z]{3,})\b)", t)
         if pairs:
             out.append(rng.choice(pairs))
-    return out + ["zanzibar quokka", "palimpsest"]
+    return [*out, "zanzibar quokka", "palimpsest"]
 
 
 async def measure(url: str, trace: Trace, count: int, samples: int, peers: int

@@ -182,6 +182,8 @@ class WriteSide:
         target = await self.text_at(command.doc_id, command.seq)
 
         def decide(document: LiveDocument) -> Event:
+            if document.read_only:  # published or archived: its text stays as it is
+                raise ReadOnlyDocument(f"document is {document.status}: reopen it first")
             # Planned against the live document under its lock, so concurrent edits that
             # committed meanwhile are kept where the restore does not touch them.
             update = plan_restore(document.state(), document.current_text(), target)

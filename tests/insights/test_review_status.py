@@ -142,6 +142,10 @@ async def test_a_published_document_refuses_edits_as_a_read_only_connection_woul
             assert (shown["id"], shown["seq"], shown["text"]) == (
                 doc, published["seq"], "first draft")
             assert shown["published_at"]
+            # A restore would change the text: refused too while published.
+            restore = await http.post(f"/api/documents/{doc}/restore", json={"seq": 1},
+                                      headers=WRITER)
+            assert restore.status_code == 403, restore.text
             # Reopened, it is writable again; the published text stays as it was.
             reopened = (await move(http, doc, "draft", WRITER, "new edition")).json()
         async with YClient(secure_server.ws_url, doc, token=token("wendy", {doc: "write"})) as c:
