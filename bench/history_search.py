@@ -45,20 +45,43 @@ from storage.read_model import ReadModel  # noqa: E402
 from tests.support.replay import Trace, load_trace  # noqa: E402
 
 
-def truth(trace: Trace, count: int, phrase: str) -> list[tuple[int, str]]:
-    """Every seq where the phrase's presence changes, by replaying the trace on a string."""
-    needle = phrase.casefold()
-    content = ""
-    had = False
-    found = []
+class Replay:
+    """The trace on a mutable UTF-32 buffer (lower-cased): each patch is one memmove, where a
+    Python string would copy the whole text per patch."""
+
+    def __init__(self) -> None:
+        self.content = bytearray()
+
+    def apply(self, pos: int, delete: int, insert: str) -> None:
+        self.content[pos * 4:(pos + delete) * 4] = insert.lower().encode("utf-32-le")
+
+    def text(self) -> str:
+        return self.content.decode("utf-32-le")
+
+
+def truth(trace: Trace, count: int, asked: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """Every seq where each phrase's presence changes, from one replay of the trace: the
+    occurrences counted again only in the window around each patch."""
+    needles = {p: p.lower().encode("utf-32-le") for p in asked}
+    counts = dict.fromkeys(asked, 0)
+    found: dict[str, list[tuple[int, str]]] = {p: [] for p in asked}
+    replay = Replay()
     for seq, (pos, delete, insert) in enumerate(trace.patches[:count], start=1):
-        content = content[:pos] + insert + content[pos + delete:]
-        # Only around the change can the phrase appear or vanish: check a window first.
-        window = content[max(0, pos - len(needle)):pos + len(insert) + len(needle)].casefold()
-        has = needle in window or (had and needle in content.casefold())
-        if has != had:
-            found.append((seq, "appeared" if has else "disappeared"))
-            had = has
+        before = {}
+        for phrase, needle in needles.items():
+            reach = len(needle) - 4
+            before[phrase] = replay.content[max(0, pos * 4 - reach):
+                                            (pos + delete) * 4 + reach].count(needle)
+        replay.apply(pos, delete, insert)
+        for phrase, needle in needles.items():
+            reach = len(needle) - 4
+            after = replay.content[max(0, pos * 4 - reach):
+                                   (pos + len(insert)) * 4 + reach].count(needle)
+            old = counts[phrase]
+            new = old - before[phrase] + after
+            counts[phrase] = new
+            if (old > 0) != (new > 0):
+                found[phrase].append((seq, "appeared" if new > 0 else "disappeared"))
     return found
 
 
@@ -74,13 +97,13 @@ def pct(samples: list[float]) -> dict[str, float]:
 
 def phrases(trace: Trace, count: int, n: int, rng: random.Random) -> list[str]:
     """Word pairs from the text at random seqs (some live now, some long gone), and misses."""
-    content = ""
+    replay = Replay()
     wanted = sorted(rng.sample(range(1, count + 1), n))
     texts = []
     for seq, (pos, delete, insert) in enumerate(trace.patches[:count], start=1):
-        content = content[:pos] + insert + content[pos + delete:]
+        replay.apply(pos, delete, insert)
         if wanted and seq == wanted[0]:
-            texts.append(content)
+            texts.append(replay.text())
             wanted.pop(0)
     out = []
     for t in texts:
@@ -107,6 +130,9 @@ async def measure(url: str, trace: Trace, count: int, samples: int, peers: int
         search = SearchQueries(db, queries, InsightFreshness(store, InsightStore(db)))
         rng = random.Random(20261130)
         asked = phrases(trace, count, samples, rng)
+        started = time.perf_counter()
+        truths = truth(trace, count, asked)
+        out["truth_s"] = time.perf_counter() - started
         wall, cpu_times, found_ok, found_total = [], [], 0, 0
         for phrase in asked:
             queries.snapshot_texts.forget(DOC)  # each search pays its own reads
@@ -115,7 +141,7 @@ async def measure(url: str, trace: Trace, count: int, samples: int, peers: int
             answer = await search.history(DOC, phrase)
             wall.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
-            exact = truth(trace, count, phrase)
+            exact = truths[phrase]
             got = [(i["seq"], i["change"]) for i in answer["items"]]
             found_total += len(exact)
             found_ok += len(set(got) & set(exact))
@@ -166,14 +192,20 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--peers", type=int, default=3, help="phrases the naive scan answers")
     parser.add_argument("--snapshot-every", type=int, default=1000)
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a SQLite file an earlier run built (its log and read side)")
     args = parser.parse_args()
     trace = load_trace()
     count = args.patches or len(trace.patches)
     folder = Path(tempfile.mkdtemp(prefix="palimpsest-history-search-"))
     url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
-    figures: dict[str, Any] = asyncio.run(build_log(url, trace, count, args.snapshot_every))
-    print(f"log: {int(figures['events'])} events, projected in {figures['project_s']:.1f} s",
-          flush=True)
+    figures: dict[str, Any] = {}
+    if args.reuse is not None:
+        url = f"sqlite+aiosqlite:///{args.reuse}"
+    else:
+        figures = asyncio.run(build_log(url, trace, count, args.snapshot_every))
+        print(f"log: {int(figures['events'])} events, projected in "
+              f"{figures['project_s']:.1f} s; {url}", flush=True)
     figures.update(asyncio.run(measure(url, trace, count, args.samples, args.peers)))
     for key, value in figures.items():
         print(f"{key}: {value}")

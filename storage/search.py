@@ -90,3 +90,19 @@ async def marks(db: Database, doc_id: str, until_seq: int) -> list[tuple[int, st
             .where(history_marks.c.doc_id == doc_id, history_marks.c.seq <= until_seq)
             .order_by(history_marks.c.seq))).all()
     return [(int(r[0]), zlib.decompress(r[1]).decode()) for r in rows]
+
+
+async def mark_seqs(db: Database, doc_id: str, until_seq: int) -> list[int]:
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(history_marks.c.seq)
+            .where(history_marks.c.doc_id == doc_id, history_marks.c.seq <= until_seq)
+            .order_by(history_marks.c.seq))).all()
+    return [int(r[0]) for r in rows]
+
+
+async def mark_text(db: Database, doc_id: str, seq: int) -> str:
+    async with db.read() as conn:
+        data = (await conn.execute(select(history_marks.c.text).where(
+            history_marks.c.doc_id == doc_id, history_marks.c.seq == seq))).scalar_one()
+    return zlib.decompress(data).decode()

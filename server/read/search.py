@@ -4,20 +4,20 @@ Current text: the search read store (storage.search), filtered to what the calle
 with snippets whose matches are marked `<mark>` and everything else HTML-escaped.
 
 History: when a phrase appeared in a document and when it disappeared. The insight follower
-keeps the text every MARK_EVERY events (history marks); the phrase is looked for in each
-mark and in the current text. Where two neighbours disagree, bisection with the read side's
-text at any seq (Queries.text_at) narrows the stretch to EXACT_SCAN events, which are then
-replayed from the read side's text changes: every change in that stretch is found, with its
-exact seq. So a search costs a few reads per change however long the log. A stretch between
-neighbouring marks whose ends agree is replayed only when short (a small document, the events
-after the last mark): in a longer one, a phrase that appears and disappears again between two
-marks (within MARK_EVERY events) is not seen (docs/architecture.md).
+keeps the text every MARK_EVERY events (history marks); the phrase is looked for (ASCII letters
+case-insensitively) in each mark and in the current text. Where two neighbours disagree, the
+stretch between them is replayed from the mark's text with the read side's text changes (one
+read), the phrase's occurrences counted again only around each change: every change of
+presence in it is found, at its exact seq. A stretch whose ends agree is replayed only when
+short (EXACT_SCAN: a small document, the events after the last mark); in a longer one, a
+phrase that appears and disappears again within it is not seen (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import html
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +25,16 @@ from typing import Any
 from server.errors import BadRequest
 from server.read.insight_freshness import InsightFreshness
 from server.read.queries import Queries
-from server.read.textops import apply_ops
 from storage.database import Database
-from storage.search import MARK_END, MARK_START, current_text, marks, search, terms
+from storage.search import (
+    MARK_END,
+    MARK_START,
+    current_text,
+    mark_seqs,
+    mark_text,
+    search,
+    terms,
+)
 
 Json = dict[str, Any]
 
@@ -36,10 +43,11 @@ Json = dict[str, Any]
 class Found:
     seq: int
     appeared: bool
-    text: str  # a text holding the phrase: after the event, or before it when it disappeared
+    text: bytes  # the text after the event when the phrase appeared (else: read it again)
 MAX_QUERY = 200
 SCAN_PAGES = 10  # pages of ranked hits one search may read past unreadable documents
 SNIPPET_CONTEXT = 60
+MARK_CACHE_BYTES = 64_000_000  # lower-cased mark texts kept in memory (a 260k-event paper: 4 MB)
 EXACT_SCAN = 512  # a stretch this short is replayed event by event: nothing in it is missed
 
 
@@ -61,6 +69,8 @@ class SearchQueries:
         self.db = db
         self.queries = queries
         self.freshness = freshness
+        self._marks: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._marks_bytes = 0
 
     async def search(self, q: str, limit: int, readable: Callable[[str], bool]) -> Json:
         words = terms(clean_query(q))
@@ -82,7 +92,7 @@ class SearchQueries:
 
     async def history(self, doc_id: str, phrase: str, min_seq: int | None = None) -> Json:
         phrase = clean_query(phrase)
-        needle = phrase.casefold()
+        needle = phrase.encode().lower()
         seq = await self.freshness.seq(doc_id, min_seq)
         now = await current_text(self.db, doc_id)
         if now is not None and now[0] >= seq:
@@ -90,77 +100,74 @@ class SearchQueries:
         if seq > 0:
             # The text changes replayed below are the history read side's: wait for it too.
             await self.queries.freshness.wait(doc_id, seq)
-        points: list[tuple[int, str]] = [(0, "")]
-        points += await marks(self.db, doc_id, seq)
+        points: list[tuple[int, bytes]] = [(0, b"")]
+        for mark in await mark_seqs(self.db, doc_id, seq):
+            points.append((mark, await self._lowered_mark(doc_id, mark)))
         if seq > points[-1][0]:
-            points.append((seq, now[1] if now is not None and now[0] == seq
-                           else await self.queries.text_at(doc_id, seq)))
+            points.append((seq, (now[1] if now is not None and now[0] == seq
+                                 else await self.queries.text_at(doc_id, seq)).encode().lower()))
         found: list[Found] = []
         for (a, text_a), (b, text_b) in itertools.pairwise(points):
-            had, has = needle in text_a.casefold(), needle in text_b.casefold()
-            if b - a <= EXACT_SCAN:
-                found += await self._scan(doc_id, needle, a, b, had)
-            elif had != has:
-                low, high = await self._narrow(doc_id, needle, a, b, has)
-                found += await self._scan(doc_id, needle, low, high, had)
-        items = [await self._item(doc_id, needle, f) for f in found]
+            had, has = needle in text_a, needle in text_b
+            if had != has or b - a <= EXACT_SCAN:
+                start = "" if a == 0 else await mark_text(self.db, doc_id, a)
+                found += await self._scan(doc_id, needle, a, b, start)
+        items = [await self._item(doc_id, phrase, f) for f in found]
         return {"items": items, "seq": seq, "phrase": phrase}
 
-    async def _scan(self, doc_id: str, needle: str, low: int, high: int,
-                    had: bool) -> list[Found]:
+    async def _lowered_mark(self, doc_id: str, seq: int) -> bytes:
+        """A mark's text, UTF-8 and ASCII-lower-cased, cached: marks never change, but for a
+        history rewrite, which bumps the document's generation (Queries.forget)."""
+        key = (doc_id, self.queries.generations.get(doc_id, 0), seq)
+        cached = self._marks.get(key)
+        if cached is not None:
+            self._marks.move_to_end(key)
+            return cached
+        lowered = (await mark_text(self.db, doc_id, seq)).encode().lower()
+        self._marks[key] = lowered
+        self._marks_bytes += len(lowered)
+        while self._marks_bytes > MARK_CACHE_BYTES:
+            _, dropped = self._marks.popitem(last=False)
+            self._marks_bytes -= len(dropped)
+        return lowered
+
+    async def _scan(self, doc_id: str, needle: bytes, low: int, high: int,
+                    text: str) -> list[Found]:
         """Every change of presence in (low, high]: the text at `low`, then each event's text
-        changes (the read side's) applied in turn. While the phrase is absent only the bytes
-        around each change are looked at; while present, the whole text."""
-        if high <= low:
-            return []
-        text = await self.queries.text_at(doc_id, low)
+        changes (the read side's) applied in turn, the phrase's occurrences counted again
+        only in the bytes around each change."""
         content = bytearray(text.encode())
-        span = len(needle.encode()) * 4 + 8  # a casefolded character is at most 3 more bytes
+        lowered = bytearray(content.lower())
+        reach = len(needle) - 1
+        count = lowered.count(needle)
         found = []
         for row in await self.queries.read_model.changes(doc_id, low, high):
-            apply_ops(content, row.ops)
-            if had:
-                after = content.decode(errors="replace")
-                has = needle in after.casefold()
-            else:
-                has = any(needle in bytes(content[max(0, pos - span):
-                                                  pos + len(inserted.encode()) + span])
-                          .decode(errors="ignore").casefold()
-                          for pos, _deleted, inserted in row.ops)
-                after = content.decode(errors="replace") if has else ""
-            if has != had:
+            before = count
+            for pos, deleted, inserted in row.ops:
+                gone, new = len(deleted.encode()), inserted.encode()
+                start = max(0, pos - reach)
+                count -= lowered[start:pos + gone + reach].count(needle)
+                content[pos:pos + gone] = new
+                lowered[pos:pos + gone] = new.lower()
+                count += lowered[start:pos + len(new) + reach].count(needle)
+            if (before > 0) != (count > 0):
                 # The snippet shows the phrase where it is: after the event that made it
                 # appear, before the one that made it disappear.
-                found.append(Found(row.seq, has, after if has else text))
-                had = has
-            if had:
-                text = after
+                found.append(Found(row.seq, count > 0, bytes(content) if count > 0 else b""))
         return found
 
-    async def _narrow(self, doc_id: str, needle: str, low: int, high: int,
-                      present_at_high: bool) -> tuple[int, int]:
-        """Bisect (low, high] down to at most EXACT_SCAN events whose ends still disagree."""
-        while high - low > EXACT_SCAN:
-            middle = (low + high) // 2
-            text = await self.queries.text_at(doc_id, middle)
-            if (needle in text.casefold()) == present_at_high:
-                high = middle
-            else:
-                low = middle
-        return low, high
-
-    async def _item(self, doc_id: str, needle: str, found: Found) -> Json:
-        text = found.text
-        at = text.casefold().find(needle)
-        at = max(at, 0)
-        start, end = max(0, at - SNIPPET_CONTEXT), at + len(needle) + SNIPPET_CONTEXT
-        snippet = (html.escape(text[start:at]) + "<mark>"
-                   + html.escape(text[at:at + len(needle)]) + "</mark>"
-                   + html.escape(text[at + len(needle):end]))
-        event = (await self.queries.events(doc_id, found.seq - 1, 1))["items"]
-        info = event[0] if event else {}
+    async def _item(self, doc_id: str, phrase: str, found: Found) -> Json:
         seq = found.seq
+        shown = seq if found.appeared else seq - 1  # a text holding the phrase
+        text = (found.text.decode(errors="replace") if found.appeared
+                else await self.queries.text_at(doc_id, shown))
+        at = max(text.lower().find(phrase.lower()), 0)
+        start, end = max(0, at - SNIPPET_CONTEXT), at + len(phrase) + SNIPPET_CONTEXT
+        snippet = (html.escape(text[start:at]) + "<mark>"
+                   + html.escape(text[at:at + len(phrase)]) + "</mark>"
+                   + html.escape(text[at + len(phrase):end]))
+        event = (await self.queries.events(doc_id, seq - 1, 1))["items"]
+        info = event[0] if event else {}
         return {"seq": seq, "time": info.get("time"), "author": info.get("actor"),
                 "change": "appeared" if found.appeared else "disappeared",
-                "snippet": snippet,
-                "link": f"/d/{doc_id}?seq={seq if found.appeared else seq - 1}"}
+                "snippet": snippet, "link": f"/d/{doc_id}?seq={shown}"}
