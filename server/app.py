@@ -155,8 +155,11 @@ def create_app(settings: Settings) -> Starlette:
                                          timeout=settings.read_wait_seconds)
     insights: InsightFollower | None = None
     if settings.role in PROJECTOR_ROLES:
-        insights = InsightFollower(store, db, supervisor=supervisor)
+        assert projector is not None
+        insights = InsightFollower(store, db, supervisor=supervisor,
+                                   leased=lambda: projector.leases if projector else [])
         insights.on_progress(insight_freshness.notify)
+        projector.on_progress(insights.wake)  # it holds the document's lease now
     statuses = StatusQueries(db, queries, insight_freshness)
     activity_stream = ActivityStream()
     presence = PresenceBoard(rooms, bus, supervisor=supervisor)

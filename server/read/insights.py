@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -38,7 +39,9 @@ Progress = Callable[[str, int], None]
 class InsightFollower:
     def __init__(self, store: EventStore, db: Database, *, poll_interval: float = 1.0,
                  batch_size: int = 2000, cache_size: int = 16,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None,
+                 leased: Callable[[], list[str]] | None = None,
+                 orphan_seconds: float = 5.0) -> None:
         self.store = store
         self.db = db
         self.insights = InsightStore(db)
@@ -51,6 +54,12 @@ class InsightFollower:
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Progress] = []
         self.last_error = ""
+        # With several nodes, each folds the documents its projector holds the lease of (so
+        # one node does the work, as for the projector), and any document left behind for
+        # `orphan_seconds` (its lease gone idle): the checkpoint guard keeps that correct.
+        self.leased = leased
+        self.orphan_seconds = orphan_seconds
+        self._behind_since: dict[str, float] = {}
 
     def on_progress(self, listener: Progress) -> None:
         """Call `listener(doc_id, seq)` after each saved batch."""
@@ -93,7 +102,14 @@ class InsightFollower:
     async def catch_up(self) -> int:
         """One pass: every document up to its head. Returns events folded."""
         folded = 0
-        for doc_id, head, checkpoint in await self.insights.behind():
+        behind = await self.insights.behind()
+        mine = set(self.leased()) if self.leased is not None else None
+        now = time.monotonic()
+        self._behind_since = {d: self._behind_since.get(d, now) for d, _, _ in behind}
+        for doc_id, head, checkpoint in behind:
+            if (mine is not None and doc_id not in mine
+                    and now - self._behind_since[doc_id] < self.orphan_seconds):
+                continue
             while checkpoint < head:
                 try:
                     saved = await self._fold_batch(doc_id, checkpoint, head)
