@@ -1,8 +1,8 @@
 // The review status of a document, on its page: a badge, the transitions
 // this person may make (publish and archive need admin), the status history,
 // and for reviewers what changed since the last publication (a diff). A
-// published or archived document is read-only; the page follows the status
-// live through the activity stream (the server also tells the editor socket).
+// published or archived document is read-only: the server tells the editor's
+// socket at the transition, and the bar follows the status from there.
 
 import { h, replaceChildren, notify, notifyError, timeEl } from './dom.js'
 import { setReadOnly } from './editor.js'
@@ -44,13 +44,15 @@ export const statusBar = ({ api, docId, access, sync, view }) => {
     badge, actions, note, details
   ])
   let current = null
+  let frozenSince = null // the seq of the transition that made it read-only, once known
 
-  const applyFrozen = (status) => {
-    const frozen = FROZEN.has(status)
-    if (frozen) {
+  const applyFrozen = (info) => {
+    if (FROZEN.has(info.status)) {
+      frozenSince = info.since
       setReadOnly(view, true)
-    } else if (access.canWrite && sync.readOnly) {
-      // Reopened: the server takes our edits again.
+    } else if (access.canWrite && sync.readOnly && frozenSince !== null && info.since > frozenSince) {
+      // Reopened after the freeze we knew of (a stale answer never lifts it).
+      frozenSince = null
       sync.readOnly = false
       sync._refresh()
       setReadOnly(view, false)
@@ -72,7 +74,7 @@ export const statusBar = ({ api, docId, access, sync, view }) => {
       }))
     replaceChildren(actions, ...buttons)
     note.hidden = buttons.length === 0
-    applyFrozen(info.status)
+    applyFrozen(info)
   }
 
   const loadHistory = async (minSeq) => {
@@ -115,15 +117,19 @@ export const statusBar = ({ api, docId, access, sync, view }) => {
     }
   }
 
-  // Transitions made elsewhere (another person, another node) arrive on the stream.
-  let stream = null
-  try {
-    stream = api.activityStream()
-    stream.addEventListener('message', (event) => {
-      const message = JSON.parse(event.data)
-      if (message.id === docId && message.kind === 'status') refresh(message.seq)
-    })
-  } catch {}
+  // Transitions made elsewhere: publishing and archiving are announced on the editor's own
+  // socket (permission denied); the others are seen by polling. Not the activity stream: an
+  // EventSource per open document would hold one of the browser's six connections per host.
+  sync.on('readonly', async () => {
+    // The socket was told first: the read model follows within moments.
+    for (let i = 0; i < 20 && !(current && FROZEN.has(current.status)); i++) {
+      await refresh()
+      if (!(current && FROZEN.has(current.status))) await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  })
+  const timer = setInterval(() => {
+    if (document.visibilityState === 'visible') refresh()
+  }, 10000)
   refresh()
-  return { el, refresh, destroy: () => stream && stream.close() }
+  return { el, refresh, destroy: () => clearInterval(timer) }
 }

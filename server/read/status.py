@@ -30,6 +30,7 @@ class StatusQueries:
                 "changed_at": iso(row.changed_at) if row is not None else None,
                 "changed_by": row.changed_by if row is not None else None,
                 "published_seq": row.published_seq if row is not None else None,
+                "since": row.seq if row is not None else 0,  # the transition into it
                 "allowed": allowed_from(status)}
 
     async def status_of(self, doc_id: str) -> str:
