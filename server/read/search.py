@@ -43,7 +43,6 @@ Json = dict[str, Any]
 class Found:
     seq: int
     appeared: bool
-    text: bytes  # the text after the event when the phrase appeared (else: read it again)
 MAX_QUERY = 200
 SCAN_PAGES = 10  # pages of ranked hits one search may read past unreadable documents
 SNIPPET_CONTEXT = 60
@@ -110,8 +109,7 @@ class SearchQueries:
         for (a, text_a), (b, text_b) in itertools.pairwise(points):
             had, has = needle in text_a, needle in text_b
             if had != has or b - a <= EXACT_SCAN:
-                start = "" if a == 0 else await mark_text(self.db, doc_id, a)
-                found += await self._scan(doc_id, needle, a, b, start)
+                found += await self._scan(doc_id, needle, a, b, text_a)
         items = [await self._item(doc_id, phrase, f) for f in found]
         return {"items": items, "seq": seq, "phrase": phrase}
 
@@ -132,35 +130,32 @@ class SearchQueries:
         return lowered
 
     async def _scan(self, doc_id: str, needle: bytes, low: int, high: int,
-                    text: str) -> list[Found]:
+                    lowered_text: bytes) -> list[Found]:
         """Every change of presence in (low, high]: the text at `low`, then each event's text
         changes (the read side's) applied in turn, the phrase's occurrences counted again
         only in the bytes around each change."""
-        content = bytearray(text.encode())
-        lowered = bytearray(content.lower())
+        # Only the lower-cased bytes are kept (one copy to move per change); the snippets read
+        # the few texts they show from the read side.
+        lowered = bytearray(lowered_text)
         reach = len(needle) - 1
         count = lowered.count(needle)
         found = []
         for row in await self.queries.read_model.changes(doc_id, low, high):
             before = count
             for pos, deleted, inserted in row.ops:
-                gone, new = len(deleted.encode()), inserted.encode()
+                gone, new = len(deleted.encode()), inserted.encode().lower()
                 start = max(0, pos - reach)
                 count -= lowered[start:pos + gone + reach].count(needle)
-                content[pos:pos + gone] = new
-                lowered[pos:pos + gone] = new.lower()
+                lowered[pos:pos + gone] = new
                 count += lowered[start:pos + len(new) + reach].count(needle)
             if (before > 0) != (count > 0):
-                # The snippet shows the phrase where it is: after the event that made it
-                # appear, before the one that made it disappear.
-                found.append(Found(row.seq, count > 0, bytes(content) if count > 0 else b""))
+                found.append(Found(row.seq, count > 0))
         return found
 
     async def _item(self, doc_id: str, phrase: str, found: Found) -> Json:
         seq = found.seq
         shown = seq if found.appeared else seq - 1  # a text holding the phrase
-        text = (found.text.decode(errors="replace") if found.appeared
-                else await self.queries.text_at(doc_id, shown))
+        text = await self.queries.text_at(doc_id, shown)
         at = max(text.lower().find(phrase.lower()), 0)
         start, end = max(0, at - SNIPPET_CONTEXT), at + len(phrase) + SNIPPET_CONTEXT
         snippet = (html.escape(text[start:at]) + "<mark>"
