@@ -35,6 +35,7 @@ from sqlalchemy import text as sql  # noqa: E402
 from bench.read_side import DOC, build_log  # noqa: E402
 from server.read.freshness import Freshness  # noqa: E402
 from server.read.insight_freshness import InsightFreshness  # noqa: E402
+from server.read import insight_fold  # noqa: E402
 from server.read.insights import InsightFollower  # noqa: E402
 from server.read.queries import Queries  # noqa: E402
 from server.read.search import SearchQueries  # noqa: E402
@@ -113,13 +114,16 @@ def phrases(trace: Trace, count: int, n: int, rng: random.Random) -> list[str]:
     return [*out, "zanzibar quokka", "palimpsest"]
 
 
-async def measure(url: str, trace: Trace, count: int, samples: int, peers: int
-                  ) -> dict[str, Any]:
+async def measure(url: str, trace: Trace, count: int, samples: int, peers: int,
+                  mark_every: int | None = None) -> dict[str, Any]:
     db = open_database(url)
     out: dict[str, Any] = {}
     try:
         store = EventStore(db)
         follower = InsightFollower(store, db, batch_size=5000)
+        if mark_every is not None:  # another spacing of the history marks: fold again
+            insight_fold.MARK_EVERY = mark_every
+            await InsightStore(db).reset()
         started, cpu = time.perf_counter(), time.process_time()
         folded = await follower.catch_up()
         out["fold_s"] = time.perf_counter() - started
@@ -192,6 +196,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--peers", type=int, default=3, help="phrases the naive scan answers")
     parser.add_argument("--snapshot-every", type=int, default=1000)
+    parser.add_argument("--mark-every", type=int, default=None,
+                        help="fold again with history marks this far apart (default 4096)")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="a SQLite file an earlier run built (its log and read side)")
     args = parser.parse_args()
@@ -206,7 +212,8 @@ def main() -> int:
         figures = asyncio.run(build_log(url, trace, count, args.snapshot_every))
         print(f"log: {int(figures['events'])} events, projected in "
               f"{figures['project_s']:.1f} s; {url}", flush=True)
-    figures.update(asyncio.run(measure(url, trace, count, args.samples, args.peers)))
+    figures.update(asyncio.run(measure(url, trace, count, args.samples, args.peers,
+                                       args.mark_every)))
     for key, value in figures.items():
         print(f"{key}: {value}")
     return 0
