@@ -33,9 +33,9 @@ if str(REPO) not in sys.path:
 from sqlalchemy import text as sql  # noqa: E402
 
 from bench.read_side import DOC, build_log  # noqa: E402
+from server.read import insight_fold  # noqa: E402
 from server.read.freshness import Freshness  # noqa: E402
 from server.read.insight_freshness import InsightFreshness  # noqa: E402
-from server.read import insight_fold  # noqa: E402
 from server.read.insights import InsightFollower  # noqa: E402
 from server.read.queries import Queries  # noqa: E402
 from server.read.search import SearchQueries  # noqa: E402
