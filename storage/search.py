@@ -82,16 +82,6 @@ async def current_text(db: Database, doc_id: str) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-async def marks(db: Database, doc_id: str, until_seq: int) -> list[tuple[int, str]]:
-    """The history marks of a document up to `until_seq`: (seq, text), oldest first."""
-    async with db.read() as conn:
-        rows = (await conn.execute(
-            select(history_marks.c.seq, history_marks.c.text)
-            .where(history_marks.c.doc_id == doc_id, history_marks.c.seq <= until_seq)
-            .order_by(history_marks.c.seq))).all()
-    return [(int(r[0]), zlib.decompress(r[1]).decode()) for r in rows]
-
-
 async def mark_seqs(db: Database, doc_id: str, until_seq: int) -> list[int]:
     async with db.read() as conn:
         rows = (await conn.execute(
