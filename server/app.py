@@ -32,18 +32,25 @@ from server.http.command_routes import CommandRoutes
 from server.http.errors import error_response, not_found
 from server.http.governance_routes import GovernanceRoutes
 from server.http.guard import HttpGuard
+from server.http.insight_routes import InsightRoutes, StatusCommandRoutes
 from server.http.query_routes import QueryRoutes
 from server.maintenance import Maintenance
 from server.metrics import CountingEventStore, Metrics
+from server.read.activity import ActivityQueries, ActivityStream
 from server.read.cursors import CursorCodec
 from server.read.feed import Feed
 from server.read.freshness import Freshness
 from server.read.governance import GovernanceQueries
+from server.read.insight_freshness import InsightFreshness
+from server.read.insights import InsightFollower
 from server.read.projector import Projector
 from server.read.queries import Queries, worker_queries
+from server.read.search import SearchQueries
 from server.read.snapshot_cache import RewriteAwareTextCache
+from server.read.status import StatusQueries
 from server.read.workers import KINDS, ReadPool
 from server.realtime.outbound import Outbound
+from server.realtime.presence_board import PresenceBoard
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
 from server.realtime.websocket import DocumentSocket
@@ -57,6 +64,7 @@ from server.write.live_document import LiveDocument
 from storage.database import is_sqlite, open_database
 from storage.errors import StorageError
 from storage.event_store import EventStore
+from storage.insights import InsightStore
 from storage.migrate import migrate, require_latest
 from storage.read_model import ReadModel
 from storage.revocations import RevocationStore
@@ -157,6 +165,19 @@ def create_app(settings: Settings) -> Starlette:
     feed = Feed(store)  # renames, restores, named versions, to readers as they commit
     if projector is not None:
         projector.on_progress(freshness.notify)
+    # The status, activity and search read models: their own follower of the log.
+    insight_freshness = InsightFreshness(store, InsightStore(db),
+                                         timeout=settings.read_wait_seconds)
+    insights: InsightFollower | None = None
+    if settings.role in PROJECTOR_ROLES:
+        assert projector is not None
+        insights = InsightFollower(store, db, supervisor=supervisor,
+                                   leased=lambda: projector.leases if projector else [])
+        insights.on_progress(insight_freshness.notify)
+        projector.on_progress(insights.wake)  # it holds the document's lease now
+    statuses = StatusQueries(db, queries, insight_freshness)
+    activity_stream = ActivityStream()
+    presence = PresenceBoard(rooms, bus, supervisor=supervisor)
     # Compaction and purging on a schedule (off unless PALIMPSEST_MAINTENANCE_INTERVAL_SECONDS).
     maintenance = Maintenance(store, read_model, write, None, keep_days=settings.keep_days,
                               deleted_retention_days=settings.deleted_retention_days)
@@ -206,6 +227,11 @@ def create_app(settings: Settings) -> Starlette:
         documents.start()
         if projector is not None:
             await projector.start(bus)
+        if insights is not None:
+            await insights.start(bus)
+        await activity_stream.start(bus)
+        if settings.role in WRITE_ROLES:
+            await presence.start()
         if settings.role in WRITE_ROLES:
             maintenance.start(settings.maintenance_interval_seconds)
         try:
@@ -213,6 +239,9 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await maintenance.stop()
             await feed.stop()
+            await presence.stop()
+            if insights is not None:
+                await insights.stop()
             if projector is not None:
                 await projector.stop()
             rooms.close_all(1001, "server shutting down")
@@ -234,8 +263,13 @@ def create_app(settings: Settings) -> Starlette:
         routes += AccessRoutes(access, sessions).routes()
         routes += CommandRoutes(access, write, queries, governance).routes()
         routes += GovernanceRoutes(access, write, queries, governance).routes()
+        routes += StatusCommandRoutes(access, write).routes()
     if settings.role in READ_ROLES:
-        routes += QueryRoutes(access, queries, governance, feed).routes()
+        routes += QueryRoutes(access, queries, governance, feed, statuses).routes()
+        routes += InsightRoutes(
+            access, governance, statuses, ActivityQueries(db, insight_freshness),
+            activity_stream, SearchQueries(db, queries, insight_freshness),
+            presence.who if settings.role in WRITE_ROLES else None).routes()
         routes += client_routes(client_dist(settings))
     handlers: dict[Any, Any] = {
         PalimpsestError: error_response,

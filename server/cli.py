@@ -120,6 +120,7 @@ def run_rebuild(_args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from server.app import build_projector
+    from server.read.insights import InsightFollower
     from server.read.rebuild import rebuild
     from storage.database import open_database
     from storage.event_store import EventStore
@@ -138,10 +139,13 @@ def run_rebuild(_args: argparse.Namespace) -> int:
         try:
             read_model = ReadModel(db)
             projector = build_projector(EventStore(db), read_model, settings)
-            return await rebuild(
+            events = await rebuild(
                 read_model, projector,
                 on_total=lambda total: bar.reset(total=total), on_progress=bar.update,
             )
+            # The status, activity and search read models: their own follower of the log.
+            await InsightFollower(EventStore(db), db).rebuild()
+            return events
         finally:
             bar.close()
             await db.dispose()

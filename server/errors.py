@@ -12,8 +12,10 @@
     │   └── AtCapacity                   503 / 4503  a connection count is full: retry later
     ├── Unauthorised                     401 / 4401
     ├── Forbidden                        403 / 4403
+    │   └── ReadOnlyDocument             403 / 4403  published or archived: answered, not closed
     ├── NotFound                         404 / 4404
     ├── Conflict                         409 / 4409
+    │   └── InvalidTransition            409 / 4409  a review status change not allowed now
     ├── Gone                             410 / 4410  the document was deleted (not retried)
     ├── HistoryRewritten                 409 / 4500  an erasure rewrote it: reconnect, resync
     ├── Unavailable                      503 / 1013  storage unreachable: reconnect and resend
@@ -149,3 +151,19 @@ class ReadSideBehind(PalimpsestError):
     status = 504
     close_code = 1013
     code = "read_side_behind"
+
+
+class InvalidTransition(Conflict):
+    """A review status change the document's current status does not allow; `allowed` names
+    the statuses it may move to (server.review_status)."""
+
+    code = "invalid_transition"
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class ReadOnlyDocument(Forbidden):
+    """An edit to a published or archived document: refused exactly as a read-only
+    connection's (the y-websocket permission-denied message, nothing stored), not closed."""

@@ -16,6 +16,7 @@ and `encode`s them; the projector and every reader `decode` records and match on
     HistoryCompacted   the audit record of a compaction
     VersionRenamed     a named version (the seq of the event that named it) got a new name
     VersionDeleted     ... lost its name; the history it named stays
+    StatusChanged      the document moved in its review lifecycle (draft, in review, ...)
 
 An `UpdateApplied` written by a compaction carries `absorbed`: it is the merge of the events
 from `absorbed.from_seq` to its own seq, which are gone from the log (seqs stay stable: those
@@ -42,6 +43,7 @@ ERASED = "erasure"
 COMPACTED = "compaction"
 VERSION_RENAMED = "version_renamed"
 VERSION_DELETED = "version_deleted"
+STATUS_CHANGED = "status"
 # Audit events of history rewrites: live documents and cached texts of the document are stale.
 REWRITES = frozenset({ERASED, COMPACTED})
 
@@ -136,9 +138,19 @@ class UnknownEvent:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """The document moved from one review status to another (draft, in_review, published,
+    archived); a transition to `published` publishes the document as it is at this seq."""
+
+    from_status: str
+    to_status: str
+    note: str = ""
+
+
 Event = (DocumentCreated | DocumentRenamed | UpdateApplied | RevisionRestored | VersionNamed
          | DocumentDeleted | DocumentUndeleted | RetentionSet | HistoryErased | HistoryCompacted
-         | UnknownEvent | VersionRenamed | VersionDeleted)
+         | UnknownEvent | VersionRenamed | VersionDeleted | StatusChanged)
 
 def encode(event: Event, actor: str, time: float) -> NewEvent:
     """The record to append for `event`."""
@@ -178,6 +190,11 @@ def encode(event: Event, actor: str, time: float) -> NewEvent:
             return NewEvent(VERSION_RENAMED, b"", actor, time, {"version": version, "name": name})
         case VersionDeleted(version):
             return NewEvent(VERSION_DELETED, b"", actor, time, {"version": version})
+        case StatusChanged(from_status, to_status, note):
+            # The target status is the payload too: the bus carries payloads, not metas, and
+            # every node's live copy must learn from the hint that it is now read-only.
+            return NewEvent(STATUS_CHANGED, to_status.encode(), actor, time,
+                            {"from": from_status, "to": to_status, "note": note})
         case UnknownEvent(kind):
             raise ValueError(f"cannot append an event of unknown kind {kind!r}")
 
@@ -229,6 +246,10 @@ def _decode_governance(kind: str, meta: dict[str, Any]) -> Event:
         return VersionRenamed(int(meta.get("version", 0)), str(meta.get("name", "")))
     if kind == VERSION_DELETED:
         return VersionDeleted(int(meta.get("version", 0)))
+
+    if kind == STATUS_CHANGED:
+        return StatusChanged(str(meta.get("from", "")), str(meta.get("to", "")),
+                             str(meta.get("note", "")))
     return UnknownEvent(kind)
 
 
@@ -245,3 +266,4 @@ def yjs_update(record: EventRecord) -> bytes | None:
     """The Yjs update a record carries, or None for events that do not change the content.
     (On every fan-out and load: it answers from the kind without building the event.)"""
     return record.payload if record.kind in _YJS_KINDS else None
+

@@ -113,5 +113,7 @@ def client_routes(dist: Path) -> list[BaseRoute]:
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/d/{doc_id:path}", index, methods=["GET", "HEAD"]),
+        Route("/activity", index, methods=["GET", "HEAD"]),  # the activity page
+        Route("/search", index, methods=["GET", "HEAD"]),  # the search page
         Route("/assets/{path:path}", asset, methods=["GET", "HEAD"]),
     ]

@@ -31,6 +31,7 @@ from storage import chain
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageError
 from storage.event_store import snapshot_upsert
+from storage.insights import restart_document
 from storage.records import EventRecord, NewEvent, SnapshotRecord
 from storage.schema import (
     document_views,
@@ -193,6 +194,7 @@ async def _rewrite_in(conn: AsyncConnection, plan: Rewrite) -> Rewritten:
     await conn.execute(update(documents).where(documents.c.id == doc_id)
                        .values(head_hash=audit.hash))
     await reset_read_models(conn, doc_id)
+    await restart_document(conn, doc_id, audit.seq)  # the status, activity and search rows
     return Rewritten(audit, first, previous_head, events_before, events_after, bytes_before,
                      bytes_after)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
 from storage.event_store import event_record
+from storage.insights import forget_document
 from storage.records import EventRecord
 from storage.schema import (
     READ_MODEL_TABLES,
@@ -135,5 +136,6 @@ async def purge(db: Database, doc_id: str, cutoff: float) -> int:
         removed = (await conn.execute(delete(events).where(events.c.doc_id == doc_id))).rowcount
         for table in (snapshots, *READ_MODEL_TABLES):
             await conn.execute(delete(table).where(table.c.doc_id == doc_id))
+        await forget_document(conn, doc_id)  # status, activity and search rows too
         await conn.execute(delete(documents).where(documents.c.id == doc_id))
     return int(removed or 0)

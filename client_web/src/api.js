@@ -246,5 +246,49 @@ export class Api {
       await new Promise((resolve) => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, 15000)
     }
+
+  // Review status, activity and search (server/http/insight_routes.py)
+
+  /** `{id, status, seq, allowed, published_seq}` */
+  getStatus (id, { minSeq } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/status`, { query: { min_seq: minSeq } })
+  }
+
+  /** `{id, status, from, seq}`; 409 `invalid_transition` with `error.allowed` */
+  changeStatus (id, to, note) {
+    return this.request('POST', `/api/documents/${encodeURIComponent(id)}/status`, { body: { to, note } })
+  }
+
+  /** `{items: [{from, to, actor, time, note, seq}], seq}` */
+  statusHistory (id, { minSeq } = {}) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/status-history`, { query: { min_seq: minSeq } })
+  }
+
+  /** `{items: [{start, author, events, inserted, deleted, words_added, words_removed, active_seconds}], seq}` */
+  activity ({ docId, bucket = 'hour', since } = {}) {
+    const path = docId ? `/api/documents/${encodeURIComponent(docId)}/activity` : '/api/activity'
+    return this.request('GET', path, { query: { bucket, since } })
+  }
+
+  /** `{items: [{id, users}]}` */
+  presence () {
+    return this.request('GET', '/api/activity/presence')
+  }
+
+  /** `{items: [{id, title, snippet, seq, score}]}` */
+  search (q) {
+    return this.request('GET', '/api/search', { query: { q } })
+  }
+
+  /** `{items: [{seq, time, author, change, snippet, link}], seq}` */
+  historySearch (id, q) {
+    return this.request('GET', `/api/documents/${encodeURIComponent(id)}/history-search`, { query: { q } })
+  }
+
+  /** A live EventSource of `/api/activity/stream` (its token in the query: EventSource sends no headers). */
+  activityStream () {
+    const url = new URL(this.base + '/api/activity/stream', window.location.origin)
+    if (this.token) url.searchParams.set('token', this.token)
+    return new EventSource(url)
   }
 }

@@ -2,6 +2,7 @@
 // pills, the people here, the editor with its Markdown preview, and the
 // history panel.
 
+import { statusBar } from './status.js'
 import { h, replaceChildren, notify, notifyAction, notifyError } from './dom.js'
 import { DocumentSync } from './sync.js'
 import { createEditor, bindPreview, setReadOnly } from './editor.js'
@@ -209,7 +210,8 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
     h('div', { class: 'people' }, [peopleCount, peopleList]),
     historyToggle
   ])
-  replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, toolbar, body]))
+  const review = statusBar({ api, docId, access, sync, view })
+  replaceChildren(root, header, banner, h('main', { id: 'main', class: 'doc-main', tabIndex: -1 }, [title.heading, review.el, toolbar, body]))
 
   // The title and head seq come from the read side; the contributors' order
   // gives everyone the same, distinct colours (re-announced once known).
@@ -284,12 +286,19 @@ export const renderDocument = (root, { api, docId, token, homeUrl }) => {
   window.addEventListener('beforeunload', beforeUnload)
 
   view.focus()
+  // A link into the time slider (from history search): /d/{doc}?seq=N opens the history there.
+  const atSeq = Number(new URLSearchParams(window.location.search).get('seq'))
+  if (Number.isFinite(atSeq) && atSeq > 0) {
+    history.open()
+    history.refresh().then(() => history.select(atSeq), () => {})
+  }
   // A handle for debugging in the console and for browser tests.
   window.__palimpsest = { sync, view, history }
 
   return () => {
     feedAbort.abort()
     clearTimeout(infoTimer)
+    review.destroy()
     window.removeEventListener('keydown', onKey)
     window.removeEventListener('beforeunload', beforeUnload)
     history.destroy()

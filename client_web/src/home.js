@@ -154,6 +154,8 @@ export const renderHome = (root, { api, docUrl, token = null }) => {
     h('header', { class: 'app-header' }, [
       brand(),
       h('div', { class: 'header-spacer' }),
+      h('a', { href: '/activity', class: 'button button-quiet', text: 'Activity' }),
+      h('a', { href: '/search', class: 'button button-quiet', text: 'Search' }),
       nameField((name) => {
         api.name = name
         notify('Name saved. Others will see it when you open a document.')

@@ -5,6 +5,8 @@ import { Api, readToken } from './api.js'
 import { renderHome } from './home.js'
 import { renderDocument } from './document.js'
 import { loadName } from './presence.js'
+import { renderActivity } from './activity_page.js'
+import { renderSearch } from './search_page.js'
 
 const token = readToken()
 const api = new Api({ token, name: loadName() })
@@ -18,6 +20,10 @@ const root = document.getElementById('app')
 const match = window.location.pathname.match(/^\/d\/([^/]+)\/?$/)
 if (match) {
   renderDocument(root, { api, docId: decodeURIComponent(match[1]), token, homeUrl })
+} else if (window.location.pathname === '/activity') {
+  renderActivity(root, { api, docUrl })
+} else if (window.location.pathname === '/search') {
+  renderSearch(root, { api, docUrl })
 } else {
   renderHome(root, { api, docUrl, token })
 }

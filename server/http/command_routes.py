@@ -77,7 +77,8 @@ class CommandRoutes:
         event = decode(record)
         assert isinstance(event, DocumentCreated)
         return reply({"id": record.doc_id, "title": event.title, "seq": record.seq, "text": "",
-                      "updated_at": iso(record.time)}, record.seq, status=201)
+                      "updated_at": iso(record.time), "status": "draft"}, record.seq,
+                     status=201)
 
     async def rename_document(self, request: Request) -> Response:
         doc_id, actor = self._writer(request)

@@ -8,15 +8,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from server.errors import PalimpsestError, Unavailable
+from server.errors import InvalidTransition, PalimpsestError, Unavailable
 from storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 
 def error_json(exc: PalimpsestError) -> JSONResponse:
-    return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
-                        status_code=exc.status)
+    body: dict[str, object] = {"code": exc.code, "message": exc.message}
+    if isinstance(exc, InvalidTransition):
+        body["allowed"] = exc.allowed
+    return JSONResponse({"error": body}, status_code=exc.status)
 
 
 async def error_response(conn: Request | WebSocket, exc: Exception) -> Response | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.http.openapi_insights import insight_paths
+
 Json = dict[str, Any]
 
 
@@ -67,7 +69,9 @@ def _body(schema: Json) -> Json:
 SCHEMAS: Json = {
     "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
     "DocumentListItem": _obj({"id": STR, "title": STR, "seq": INT, "updated_at": TIME,
-                              "size": INT, "contributors": {"type": "array", "items": STR}}),
+                              "size": INT, "contributors": {"type": "array", "items": STR},
+                              "status": {"enum": ["draft", "in_review", "published",
+                                                  "archived"]}}),
     "Document": _obj({
         "id": STR, "title": STR, "seq": INT, "text": STR, "updated_at": TIME,
         "contributors": {"type": "array", "items": STR, "description": "now only: who "
@@ -351,6 +355,7 @@ def schema() -> Json:
                 }}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "OK"}}}},
+            **insight_paths(doc),
         },
         "components": {"schemas": SCHEMAS},
     }

@@ -20,7 +20,9 @@ from server.http.params import limit, path_doc_id, query_int, required_int
 from server.read.feed import Feed
 from server.read.governance import GovernanceQueries
 from server.read.queries import Json, Queries
+from server.read.status import StatusQueries
 from server.read.workers import ReadsBusy
+from server.review_status import DRAFT, clean_target
 
 DOC = "/api/documents/{doc_id}"
 
@@ -62,11 +64,12 @@ def markdown_filename(title: str, seq: int | None) -> str:
 
 class QueryRoutes:
     def __init__(self, access: Access, queries: Queries, governance: GovernanceQueries,
-                 feed: Feed | None = None) -> None:
+                 feed: Feed | None = None, statuses: StatusQueries | None = None) -> None:
         self.access = access
         self.queries = queries
         self.governance = governance
         self.feed = feed
+        self.statuses = statuses  # the review status each document answer carries
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -98,15 +101,22 @@ class QueryRoutes:
                                     if principal.role_for(item["id"]) == "admin"],
                           "next": None})
         hidden = {item["id"] for item in await self.governance.deleted_documents()}
+        statuses = await self.statuses.all_statuses() if self.statuses is not None else {}
+        wanted = request.query_params.get("status")
+        if wanted is not None:
+            clean_target(wanted)
         # Only the documents this caller may read, none deleted, filtered before paginating:
         # neither the items nor the opaque `next` cursor name any other (a page may come out
         # short).
         readable: Callable[[str], bool] | None = None
-        if principal.grants is not None or hidden:
+        if principal.grants is not None or hidden or wanted is not None:
             def readable(doc_id: str) -> bool:
-                return doc_id not in hidden and principal.role_for(doc_id) is not None
+                return (doc_id not in hidden and principal.role_for(doc_id) is not None
+                        and (wanted is None or statuses.get(doc_id, DRAFT) == wanted))
         answer = await self.queries.list_documents(
             limit(request), request.query_params.get("cursor") or None, readable)
+        for item in answer["items"]:
+            item["status"] = statuses.get(item["id"], DRAFT)
         return reply(answer)
 
     async def get_document(self, request: Request) -> Response:
@@ -134,6 +144,8 @@ class QueryRoutes:
         deletion = await self.governance.deletion(doc_id)
         if deletion is not None:  # only its admins get this far
             answer["deleted"] = deletion
+        if self.statuses is not None:
+            answer["status"] = await self.statuses.status_of(doc_id)
         return reply(answer, answer["seq"])
 
     async def list_revisions(self, request: Request) -> Response:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pycrdt import merge_updates
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
-from server.errors import PalimpsestError
-from server.events import yjs_update
+from server.errors import PalimpsestError, ReadOnlyDocument
+from server.events import STATUS_CHANGED, yjs_update
 from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
@@ -209,6 +209,8 @@ class Rooms:
             room.broadcast_updates(updates)
         for committed in events:
             record = committed.record
+            if room is not None:
+                _tell_status(room, record)
             await self.bus.publish(BusMessage(doc_id, EVENT, self.bus.node_id, record.seq,
                                               record.kind, record.payload))
 
@@ -218,6 +220,8 @@ class Rooms:
             return
         room.broadcast_updates([(update, None) for update in map(yjs_update, events)
                                 if update is not None])
+        for record in events:
+            _tell_status(room, record)
 
     def acknowledge(self, doc_id: str, origins: Sequence[Origin], head_seq: int) -> None:
         latest: dict[int, int] = {}
@@ -230,8 +234,13 @@ class Rooms:
 
     def reject(self, doc_id: str, origin: Origin, error: PalimpsestError) -> None:
         conn = self._connections.get(origin.client)
-        if conn is not None:
-            conn.close_for(error)
+        if conn is None:
+            return
+        if isinstance(error, ReadOnlyDocument):
+            # Answered as a read-only connection's edit is: told, not closed.
+            conn.send(protocol.permission_denied(error.message))
+            return
+        conn.close_for(error)
 
     def accepts(self, origin: Origin) -> bool:
         conn = self._connections.get(origin.client)
@@ -252,3 +261,20 @@ def _update_frame(updates: list[bytes]) -> Outbound:
 
 def _presence_frame(payloads: list[bytes]) -> Outbound:
     return Outbound(protocol.awareness(merge(payloads)))
+
+
+FROZEN = {b"published": "document is published: read-only until reopened",
+          b"archived": "document is archived: read-only until unarchived"}
+
+
+def _tell_status(room: Room, record: EventRecord) -> None:
+    """A published or archived document is read-only: every live client is told at once, with
+    the y-websocket permission-denied message (a stock client logs it; ours shows it)."""
+    if record.kind == STATUS_CHANGED and record.payload in FROZEN:
+        room.broadcast(protocol.permission_denied(FROZEN[record.payload]))
+
+
+def present(rooms: Rooms) -> dict[str, list[str]]:
+    """Who is connected to which document on this node (users, or actors without auth)."""
+    return {doc_id: sorted({conn.user or conn.actor for conn in room.connections})
+            for doc_id, room in rooms._rooms.items() if room.connections}

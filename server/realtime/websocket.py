@@ -35,7 +35,7 @@ from server.write.commands import ApplyUpdate
 from server.write.documents import LiveDocuments, OpenDocument
 from server.write.fanout import Origin
 from server.write.handlers import WriteSide
-from server.write.read_only import would_change
+from server.write.read_only import READ_ONLY_MESSAGE, would_change
 from server.write.validation import valid_doc_id, validate_update
 from storage.errors import StorageError
 from storage.event_store import EventStore
@@ -223,13 +223,14 @@ class DocumentSocket:
         elif isinstance(message, SyncStep2 | SyncUpdate):
             limits = self.settings.limits
             text_only = validate_update(message.update, limits)
-            if not conn.can_write:
+            if not conn.can_write or writer.document.read_only:
                 # Invariant 7: never applied nor stored. A step 2 that adds nothing (a reader's
-                # answer to our step 1) is accepted silently; anything else is answered.
+                # answer to our step 1) is accepted silently; anything else is answered. A
+                # published or archived document is read-only for everyone.
                 compare = isinstance(message, SyncStep2) and not session.step2_compared
                 session.step2_compared = session.step2_compared or compare
                 if would_change(writer.document.doc, message.update, compare_deletions=compare):
-                    conn.send(protocol.permission_denied("read-only access to this document"))
+                    conn.send(protocol.permission_denied(READ_ONLY_MESSAGE))
                 return
             session.size.check(len(message.update), limits.document_bytes,
                                lambda: len(writer.document.state()))

@@ -124,6 +124,16 @@ class CopyDocument:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeStatus:
+    """Move the document in its review lifecycle (server.review_status)."""
+
+    doc_id: str
+    to_status: str
+    actor: str
+    note: str = ""
+
+
 Command = (ApplyUpdate | CreateDocument | RenameDocument | NameVersion | RestoreRevision
            | DeleteDocument | UndeleteDocument | SetRetention | EraseHistory | CompactHistory
-           | RenameVersion | DeleteVersion | CopyDocument)
+           | RenameVersion | DeleteVersion | CopyDocument | ChangeStatus)

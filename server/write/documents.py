@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from server.bus import EVENT, Bus, BusMessage
 from server.errors import Gone, PalimpsestError
+from server.review_status import DRAFT
 from server.supervision import Supervisor
 from server.write.fanout import FanOut
 from server.write.lifecycle import DELETED_REASON
@@ -33,6 +34,7 @@ from storage.event_store import EventStore
 from storage.history import save_snapshot_unless_rewritten
 from storage.lifecycle import deletion
 from storage.records import EventRecord, SnapshotRecord
+from storage.status import status_in_log
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,9 @@ class LiveDocuments:
         await self.bus.subscribe(doc_id, opened.on_bus)
         try:
             document.load(await read_history(self.store, doc_id))
+            # The review status in force at the seq loaded (later ones come as events).
+            document.status = await status_in_log(self.store.db, doc_id,
+                                                  document.applied_seq) or DRAFT
         except BaseException:
             await self.bus.unsubscribe(doc_id, opened.on_bus)
             raise

@@ -16,7 +16,14 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from server.errors import BadRequest, Conflict, HistoryRewritten, NotFound, PalimpsestError
+from server.errors import (
+    BadRequest,
+    Conflict,
+    HistoryRewritten,
+    NotFound,
+    PalimpsestError,
+    ReadOnlyDocument,
+)
 from server.events import (
     DocumentCreated,
     DocumentDeleted,
@@ -27,6 +34,7 @@ from server.events import (
     HistoryErased,
     RetentionSet,
     RevisionRestored,
+    StatusChanged,
     UpdateApplied,
     VersionDeleted,
     VersionNamed,
@@ -34,8 +42,10 @@ from server.events import (
     decode,
     encode,
 )
+from server.review_status import check_transition, clean_note, clean_target
 from server.write.commands import (
     ApplyUpdate,
+    ChangeStatus,
     Command,
     CompactHistory,
     CopyDocument,
@@ -57,6 +67,7 @@ from server.write.erasure import plan_erasure
 from server.write.fanout import Committed, Origin
 from server.write.lifecycle import REWRITTEN_REASON
 from server.write.live_document import LiveDocument
+from server.write.read_only import READ_ONLY_MESSAGE, would_change
 from server.write.restore import plan_restore
 from server.write.validation import (
     EMPTY_UPDATE,
@@ -82,6 +93,12 @@ def update_proposal(command: ApplyUpdate, origin: Origin | None = None) -> Propo
     update = command.update
 
     def decide(document: LiveDocument) -> Event | None:
+        if document.read_only:
+            # Published or archived since the edge let it through: refused as a read-only
+            # connection's update is (nothing stored), unless it changes nothing.
+            if would_change(document.doc, update):
+                raise ReadOnlyDocument(READ_ONLY_MESSAGE)
+            return None
         return UpdateApplied(update) if document.try_apply(update) else None
 
     return Proposal(decide, command.actor, origin, check_encoding=not command.text_only)
@@ -106,6 +123,7 @@ class WriteSide:
             RenameVersion: self._rename_version,
             DeleteVersion: self._delete_version,
             CopyDocument: self._copy,
+            ChangeStatus: self._change_status,
         }
 
     def propose_update(self, writer: DocumentWriter, command: ApplyUpdate,
@@ -174,6 +192,8 @@ class WriteSide:
         target = await self.text_at(command.doc_id, command.seq)
 
         def decide(document: LiveDocument) -> Event:
+            if document.read_only:  # published or archived: its text stays as it is
+                raise ReadOnlyDocument(f"document is {document.status}: reopen it first")
             # Planned against the live document under its lock, so concurrent edits that
             # committed meanwhile are kept where the restore does not touch them.
             update = plan_restore(document.state(), document.current_text(), target)
@@ -246,6 +266,23 @@ class WriteSide:
             raise Conflict(f"{exc}; plan again") from None
         await self._rewritten(done.audit, None)
         return done.audit
+
+    async def _change_status(self, command: ChangeStatus) -> EventRecord:
+        """Decided under the document's lock, in the commit that appends it: of two
+        concurrent transitions from one status, the second sees the first's result."""
+        target = clean_target(command.to_status)
+        note = clean_note(command.note)
+        await self._head(command.doc_id)
+
+        def decide(document: LiveDocument) -> Event:
+            check_transition(document.status, target)
+            event = StatusChanged(document.status, target, note)
+            document.status = target
+            return event
+
+        record = await self._propose(command.doc_id, decide, command.actor)
+        assert record is not None
+        return record
 
     async def _rewritten(self, audit: EventRecord, error: PalimpsestError | None) -> None:
         """After a rewrite: drop this node's live copy (if `error`), and announce the audit

@@ -15,7 +15,8 @@ from typing import Any
 from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
-from server.events import absorbed_from, yjs_update
+from server.events import STATUS_CHANGED, absorbed_from, yjs_update
+from server.review_status import DRAFT, READ_ONLY
 from server.ydoc import History, PendingUpdates, replay
 from storage.records import EventRecord
 
@@ -34,6 +35,9 @@ class LiveDocument:
         self.applied_seq = 0
         self.lock = asyncio.Lock()
         self.pending = PendingUpdates()
+        # The review status (server.review_status): published and archived documents
+        # refuse edits. Set at load from the log, by a status decision, and by catch-up.
+        self.status = DRAFT
         self._changed = False
         self._subscription = self.doc.observe(self._on_transaction)
         # The Y.Text deltas of each apply, kept only when a projector in this process asked
@@ -106,6 +110,8 @@ class LiveDocument:
             log.error("event %s/%s out of order: the document is at %s", self.doc_id,
                       event.seq, self.applied_seq)
             return False
+        if event.kind == STATUS_CHANGED and event.payload:
+            self.status = event.payload.decode()  # the target rides in the payload (bus hints)
         update = yjs_update(event)
         if update is not None:
             try:
@@ -155,6 +161,11 @@ class LiveDocument:
 
     def state(self) -> bytes:
         return self.doc.get_update()
+
+    @property
+    def read_only(self) -> bool:
+        """Published or archived: every edit is refused, as a read-only connection's."""
+        return self.status in READ_ONLY
 
     def current_text(self) -> str:
         return str(self.text)

@@ -15,6 +15,9 @@ from pycrdt import Doc, get_update
 from server.write.update_guard import DeleteSet, delete_set
 
 EMPTY_STRUCTS = 0
+# What a refused edit is answered with (the y-websocket permission-denied message), whether the
+# connection is read-only or the document is (published or archived): the same words.
+READ_ONLY_MESSAGE = "read-only access to this document"
 
 
 def would_change(doc: Doc[Any], update: bytes, *, compare_deletions: bool = True) -> bool:

@@ -55,7 +55,7 @@ def empty_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
 
 async def write_old_store(url: str) -> int:
     """A log and the read side as the code before 0009 stored it; returns the head."""
-    await migrate(url, "0006")  # the schema just before 0009
+    await migrate(url, "0008")  # the schema just before 0009
     _, updates = trace_and_updates()
     db = open_database(url)
     try:

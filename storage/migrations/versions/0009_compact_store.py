@@ -19,7 +19,7 @@ from alembic import op
 from storage.packing import CHUNK, PackedChange, chunk_of, pack_changes, pack_state, pack_text
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -133,12 +133,15 @@ def _events_without_rowid() -> None:
     stored twice, in the table and again in an index of its own."""
     op.drop_index("ix_events_governance", "events")
     op.drop_index("ix_events_doc_time", "events")
+    op.drop_index("ix_events_status", "events")  # 0008's
     with op.batch_alter_table("events", recreate="always",
                               table_kwargs={"sqlite_with_rowid": False}):
         pass
     op.create_index("ix_events_doc_time", "events", ["doc_id", "time"])
     op.create_index("ix_events_governance", "events", ["doc_id", "seq"],
                     sqlite_where=sa.text(GOVERNANCE))
+    op.create_index("ix_events_status", "events", ["doc_id", "seq"],
+                    sqlite_where=sa.text("kind = 'status'"))
 
 
 def downgrade() -> None:

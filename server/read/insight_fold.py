@@ -1,0 +1,200 @@
+"""What each event of a document adds to the insight read models: status, activity, search.
+
+A pure fold (no I/O): `DocumentInsight.apply(event, batch)` updates the document's state (its
+Yjs doc and text, status, authors' last edit) and adds the rows the event produces to an
+`InsightBatch` (storage.insights).
+
+Activity, per edit event (an update or a restore), counted for its author in the minute of
+its time: `inserted`/`deleted` are characters (code points); `words_added`/`words_removed`
+are the rise or fall of the document's word count (a word: a run of characters other than
+ASCII whitespace), so typing a word adds one and deleting it removes one; `active_seconds`
+is the time since the author's previous edit of this document, when at most IDLE_GAP.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from pycrdt import Doc, Text
+
+from server.events import (
+    REWRITES,
+    DocumentCreated,
+    DocumentRenamed,
+    RevisionRestored,
+    StatusChanged,
+    UpdateApplied,
+    absorbed_from,
+    decode,
+)
+from server.ydoc import History, PendingUpdates, replay
+from storage.insights import ActivityCounts, InsightBatch, StatusRow, TransitionRow
+from storage.records import EventRecord
+
+log = logging.getLogger(__name__)
+
+IDLE_GAP = 120.0  # seconds between two edits of one author that still count as active
+MARK_EVERY = 4096  # events between two history marks (the text kept for history search)
+WHITESPACE = b" \t\n\r\f\v"
+WORD = re.compile(rb"[^ \t\n\r\f\v]+")
+
+
+def minute(t: float) -> int:
+    return int(t // 60) * 60
+
+
+def _words(region: bytes | bytearray) -> int:
+    return len(WORD.findall(region))
+
+
+def _edge_left(content: bytearray, pos: int) -> int:
+    while pos > 0 and content[pos - 1] not in WHITESPACE:
+        pos -= 1
+    return pos
+
+
+def _edge_right(content: bytearray, pos: int) -> int:
+    end = len(content)
+    while pos < end and content[pos] not in WHITESPACE:
+        pos += 1
+    return pos
+
+
+def fold_delta(content: bytearray, delta: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """Apply a Y.Text delta (UTF-8 byte offsets, as pycrdt counts) to `content` in place;
+    (characters inserted, characters deleted, change of the word count). Only the words
+    touching each change are counted again: the rest of the text keeps its words."""
+    inserted = deleted = words = 0
+    pos = 0
+    for part in delta:
+        if "retain" in part:
+            pos += int(part["retain"])
+        elif "insert" in part:
+            value = part["insert"]
+            if not isinstance(value, str):
+                continue
+            data = value.encode()
+            left, right = _edge_left(content, pos), _edge_right(content, pos)
+            before = _words(content[left:right])
+            content[pos:pos] = data
+            words += _words(content[left:right + len(data)]) - before
+            inserted += len(value)
+            pos += len(data)
+        elif "delete" in part:
+            length = int(part["delete"])
+            left, right = _edge_left(content, pos), _edge_right(content, pos + length)
+            before = _words(content[left:right])
+            deleted += len(bytes(content[pos:pos + length]).decode(errors="replace"))
+            del content[pos:pos + length]
+            words += _words(content[left:right - length]) - before
+    return inserted, deleted, words
+
+
+class NeedsReset(Exception):
+    """The log was rewritten (an erasure, a compaction) after this state was built."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
+class DocumentInsight:
+    def __init__(self, doc_id: str) -> None:
+        self.doc_id = doc_id
+        self.doc: Doc[Any] = Doc()
+        self.text = self.doc.get("content", type=Text)
+        self.pending = PendingUpdates()
+        self.content = bytearray()
+        self.seq = 0
+        self.title = ""
+        self.status: StatusRow | None = None
+        self.last_times: dict[str, float] = {}
+        self.rewritten_at = 0
+        self._deltas: list[list[dict[str, Any]]] = []
+        # The raw subscription, as in server.read.projection: the wrapper costs far more.
+        self._subscription = self.text.integrated.observe(self._on_text)
+
+    def _on_text(self, event: Any) -> None:
+        self._deltas.append(event.delta)
+
+    def load(self, history: History, title: str, status: StatusRow | None,
+             last_times: dict[str, float], rewritten_at: int) -> None:
+        """Resume at `history.seq` (the checkpoint) from a snapshot plus the events after."""
+        replay(self.doc, history.state, history.events, self.pending)
+        self._deltas.clear()
+        self.content = bytearray(str(self.text).encode())
+        self.seq = history.seq
+        self.title = title
+        self.status = status
+        self.last_times = dict(last_times)
+        self.rewritten_at = rewritten_at
+
+    def text_now(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def apply(self, event: EventRecord, batch: InsightBatch) -> None:
+        if absorbed_from(event) != self.seq + 1:
+            raise ValueError(f"{self.doc_id}: event {event.seq} after {self.seq}")
+        if event.kind in REWRITES and event.seq > self.rewritten_at:
+            raise NeedsReset(event.seq)
+        previous = self.seq
+        decoded = decode(event)
+        match decoded:
+            case UpdateApplied(update, absorbed):
+                self._edit(event, update, batch, 1 if absorbed is None else absorbed.events)
+            case RevisionRestored(update):
+                self._edit(event, update, batch, 1)
+            case DocumentCreated(title) | DocumentRenamed(title):
+                self.title = title
+                batch.search = (self.title, self.text_now())
+                batch.search_seq = event.seq
+            case StatusChanged(from_status, to_status, note):
+                self._transition(event, from_status, to_status, note, batch)
+            case _:
+                pass
+        self.seq = event.seq
+        if event.seq // MARK_EVERY > previous // MARK_EVERY:
+            batch.marks.append((event.seq, self.text_now()))
+
+    def _edit(self, event: EventRecord, update: bytes, batch: InsightBatch, count: int) -> None:
+        self._deltas.clear()
+        try:
+            self.doc.apply_update(update)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:  # pycrdt panics are BaseExceptions
+            log.exception("event %s/%s does not apply", self.doc_id, event.seq)
+            return
+        self.pending.after_apply(self.doc, update)
+        inserted = deleted = words = 0
+        for delta in self._deltas:
+            i, d, w = fold_delta(self.content, delta)
+            inserted, deleted, words = inserted + i, deleted + d, words + w
+        counts = batch.activity.setdefault((minute(event.time), event.actor), ActivityCounts())
+        counts.events += count
+        counts.inserted += inserted
+        counts.deleted += deleted
+        counts.words_added += max(words, 0)
+        counts.words_removed += max(-words, 0)
+        last = self.last_times.get(event.actor)
+        if last is not None and 0 <= event.time - last <= IDLE_GAP:
+            counts.active_seconds += event.time - last
+        self.last_times[event.actor] = event.time
+        batch.last_times[event.actor] = event.time
+        if inserted or deleted:
+            batch.search = (self.title, "")  # filled with the text at the batch's end
+            batch.search_seq = event.seq
+
+    def _transition(self, event: EventRecord, from_status: str, to_status: str, note: str,
+                    batch: InsightBatch) -> None:
+        batch.transitions.append(
+            TransitionRow(event.seq, from_status, to_status, event.actor, event.time, note))
+        published = self.status.published_seq if self.status is not None else None
+        published_at = self.status.published_at if self.status is not None else None
+        if to_status == "published":
+            published, published_at = event.seq, event.time
+        self.status = StatusRow(to_status, event.seq, event.time, event.actor, published,
+                                published_at)
+        batch.status = self.status
