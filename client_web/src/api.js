@@ -246,6 +246,7 @@ export class Api {
       await new Promise((resolve) => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, 15000)
     }
+  }
 
   // Review status, activity and search (server/http/insight_routes.py)
 
