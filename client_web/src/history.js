@@ -308,6 +308,7 @@ export class HistoryPanel {
   }
 
   destroy () {
+    clearTimeout(this._confirmTimer)
     this._refreshSoon.cancel()
     this._previewSoon.cancel()
     this.slider.pause()
@@ -473,10 +474,10 @@ export class HistoryPanel {
         }),
         h('button', {
           type: 'button',
-          class: 'button button-quiet',
-          text: 'Delete',
+          class: `button button-quiet${this.confirmingDelete === version.id ? ' is-confirming' : ''}`,
+          text: this.confirmingDelete === version.id ? 'Sure?' : 'Delete',
           attrs: { 'aria-label': `Delete the name ${version.name}`, 'data-testid': 'delete-version' },
-          on: { click: (event) => this._deleteVersion(version, event.currentTarget) }
+          on: { click: () => this._deleteVersion(version) }
         })
       ])
       : null
@@ -521,21 +522,21 @@ export class HistoryPanel {
     input.select()
   }
 
-  async _deleteVersion (version, button) {
-    // Two steps: the first click asks, the second (within 5 s) deletes the name.
-    if (button.dataset.confirm !== 'yes') {
-      button.dataset.confirm = 'yes'
-      button.textContent = 'Sure?'
-      button.classList.add('is-confirming')
-      setTimeout(() => {
-        if (button.isConnected) {
-          button.dataset.confirm = ''
-          button.textContent = 'Delete'
-          button.classList.remove('is-confirming')
-        }
+  async _deleteVersion (version) {
+    // Two steps: the first click asks (kept across re-renders of the list), the
+    // second within 5 s deletes the name.
+    if (this.confirmingDelete !== version.id) {
+      this.confirmingDelete = version.id
+      clearTimeout(this._confirmTimer)
+      this._confirmTimer = setTimeout(() => {
+        this.confirmingDelete = null
+        this._renderVersions()
       }, 5000)
+      this._renderVersions()
       return
     }
+    this.confirmingDelete = null
+    clearTimeout(this._confirmTimer)
     try {
       const answer = await this.api.deleteVersion(this.docId, version.id)
       this.versions = this.versions.filter((v) => v.id !== version.id)
@@ -659,6 +660,14 @@ export class HistoryPanel {
     if (this.viewAbort) this.viewAbort.abort()
     const abort = new AbortController()
     this.viewAbort = abort
+    if (this.compareFrom === 'now') {
+      // "Now" is the newest the read side has, asked for at the moment of comparing.
+      try {
+        const now = await this.api.getDocument(this.docId, { signal: abort.signal })
+        this._setHead(now.seq || 0)
+      } catch {}
+      if (abort.signal.aborted || this.selected !== seq) return
+    }
     const [from, to] = this._range(seq)
     // One heavy read, not two: a diff spells the text at its end (kept + inserted).
     const [diff] = await Promise.allSettled([

@@ -263,7 +263,8 @@ def test_history_lists_revisions_shows_old_text_and_restores_for_everyone(
     # The revision shows the document at its end with its own changes marked.
     revisions.first.click()
     view = page.get_by_test_id("history-view")
-    expect(view).to_have_text("The first draft. Grace adds a second sentence.")
+    expect(view).to_have_text("The first draft. Grace adds a second sentence.",
+                              timeout=TIMEOUT_MS)
     expect(page.locator(".chg-ins")).to_have_count(2)
 
     # On demand the slider reaches every event: the first is the document's creation

@@ -77,7 +77,9 @@ def test_a_session_shows_its_own_changes_by_author_and_a_restore_is_told_to_ever
     expect(newest).to_contain_text("Ada Lovelace")
     newest.click()
     view = page.get_by_test_id("history-view")
-    expect(view).to_contain_text("Grace writes the findings. Ada adds the numbers.")
+    # The first heavy read may start the server's read worker: the longer wait.
+    expect(view).to_contain_text("Grace writes the findings. Ada adds the numbers.",
+                                 timeout=TIMEOUT_MS)
     marks = page.locator(".chg-ins")
     expect(marks).to_have_count(2)
     # Each author's words in that author's colour, and the two colours differ.
@@ -168,7 +170,7 @@ def test_the_slider_named_versions_and_live_names_and_titles(
     slider.focus()
     page.keyboard.press("Home")
     view = page.get_by_test_id("history-view")
-    expect(view).to_have_text("First point.")
+    expect(view).to_have_text("First point.", timeout=TIMEOUT_MS)
     page.keyboard.press("ArrowRight")
     expect(view).to_have_text("First point. Second point.")
     # Named versions only.
