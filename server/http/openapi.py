@@ -245,6 +245,22 @@ def schema() -> Json:
                                 "content": {"application/json": {"schema": _ref("Error")}}}},
                 },
             },
+            doc + "/content": {
+                "get": {
+                    "summary": "The whole document at a seq: its Yjs state and every root "
+                               "type rendered (text with its delta, XML trees, maps, arrays)",
+                    "parameters": [DOC_ID, _param("seq", "query", INT,
+                                                  "the seq (default: the projected head)")],
+                    "responses": {**_answer(_obj({
+                        "seq": INT, "updated_at": TIME,
+                        "state": {"type": "string", "description":
+                                  "base64 of the Yjs v1 update of the whole state"},
+                        "roots": {"type": "object", "description":
+                                  "by root name: {type: text|xml|map|array|null, json, and "
+                                  "text+delta (text) or xml+children (xml)}; docs/protocol.md"},
+                    }, ["seq", "updated_at", "state", "roots"])), **BUSY},
+                },
+            },
             doc + "/events": {
                 "get": {
                     "summary": "The raw log (audit): no payloads, their sizes",
@@ -258,8 +274,9 @@ def schema() -> Json:
             },
             doc + "/restore": {
                 "post": {
-                    "summary": "Restore the text of a seq or a revision (a command; appends "
-                               "one event, history is kept)",
+                    "summary": "Restore the whole document (every root type) as it was at a "
+                               "seq or a revision (a command; appends one event, history is "
+                               "kept); 422 when some content cannot be restored",
                     "parameters": [DOC_ID],
                     "requestBody": _body({"oneOf": [_obj({"seq": INT}),
                                                     _obj({"revision": INT})]}),

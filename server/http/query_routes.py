@@ -54,6 +54,7 @@ class QueryRoutes:
             Route(DOC + "/versions", self.list_versions, methods=["GET"]),
             Route(DOC + "/diff", self.get_diff, methods=["GET"]),
             Route(DOC + "/events", self.list_events, methods=["GET"]),
+            Route(DOC + "/content", self.get_content, methods=["GET"]),
         ]
 
     async def _readable(self, request: Request) -> str:
@@ -141,4 +142,19 @@ class QueryRoutes:
         after = query_int(request, "after", 0)
         assert after is not None
         answer = await self.queries.events(doc_id, after, limit(request))
+        return reply(answer, answer["seq"])
+
+    async def get_content(self, request: Request) -> Response:
+        """The whole document at ?seq= (the head when absent): state and every root type."""
+        doc_id = await self._readable(request)
+        seq = query_int(request, "seq")
+        absorbed = None
+        if seq is not None:
+            resolved = await self.governance.resolve(doc_id, seq)
+            seq, absorbed = resolved.seq, resolved.absorbed
+        answer = await heavy(self.queries.content(doc_id, seq))
+        if isinstance(answer, Response):
+            return answer
+        if absorbed is not None:
+            answer["absorbed"] = absorbed
         return reply(answer, answer["seq"])

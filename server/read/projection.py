@@ -26,6 +26,7 @@ from server.events import (
     decode,
 )
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
+from server.read.root_watch import RootWatch
 from server.read.textops import Op, apply_delta, counts
 from server.ydoc import History, PendingUpdates, replay
 from storage.lifecycle import Deletion
@@ -59,6 +60,7 @@ class DocumentProjection:
         # The raw Rust-side subscription, not Text.observe: pycrdt's event wrapper converts
         # every attribute of the event (path, target, ...) and costs 20x the apply itself.
         self._subscription = self.text.integrated.observe(self._on_text)
+        self.roots = RootWatch(self.doc)  # every other root type, counted for revisions
 
     def _on_text(self, event: Any) -> None:
         self._deltas.append(event.delta)
@@ -67,6 +69,8 @@ class DocumentProjection:
              view: ViewRow | None) -> None:
         """Resume at the checkpoint `history.seq` from a snapshot plus the events after it."""
         replay(self.doc, history.state, history.events, self.pending)
+        self.roots.after_apply()
+        self.roots.take()  # what the doc held before: no event of this batch
         seq = history.seq
         self._deltas.clear()
         self.content = bytearray(str(self.text).encode())
@@ -92,6 +96,7 @@ class DocumentProjection:
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
         self.pending.after_apply(self.doc, update)
+        self.roots.after_apply()
         ops: list[Op] = []
         for delta in self._deltas:
             ops += apply_delta(self.content, delta)
@@ -142,6 +147,8 @@ class DocumentProjection:
                      restore: bool, absorbed: Absorbed | None = None) -> None:
         ops = self._apply_update(event, update)
         inserted, deleted = counts(ops)
+        other_inserted, other_deleted = self.roots.take()  # the other root types
+        inserted, deleted = inserted + other_inserted, deleted + other_deleted
         batch.changes.append(
             ChangeRow(event.seq, event.actor, [list(op) for op in ops], inserted, deleted)
         )
