@@ -13,8 +13,8 @@ from typing import Any
 
 from pycrdt import Doc
 
-from server.read.document_json import render
 from server.ydoc import PendingUpdates, read_history, replay
+from server.yrender import render
 from storage.event_store import EventStore
 
 Json = dict[str, Any]

@@ -300,7 +300,7 @@ class Queries:
 
     async def content(self, doc_id: str, seq: int | None) -> Json:
         """The whole document at `seq` (the projected head when None): its Yjs state and
-        every root type rendered (server/read/document_json.py), built in a read worker."""
+        every root type rendered (server/yrender.py), built in a read worker."""
         if seq is None:
             seq = await self._fresh(doc_id, None)
         position = await self._position(doc_id, seq)

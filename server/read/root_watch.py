@@ -14,7 +14,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-from server.read.document_json import SHARED
+from server.yrender import SHARED
 from server.ystructs import root_types
 
 

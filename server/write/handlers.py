@@ -159,16 +159,17 @@ class WriteSide:
                                    command.actor)
 
     async def _restore(self, command: RestoreRevision) -> EventRecord:
-        """One event that makes the text what it was at `command.seq` (history only grows)."""
+        """One event that makes every root type what it was at `command.seq` (history only
+        grows). CannotRestore (422) and nothing appended if some content cannot be."""
         await self._seq_in_log(command.doc_id, command.seq)
-        target = await self.text_at(command.doc_id, command.seq)
+        target = await self.state_at(command.doc_id, command.seq)
 
         def decide(document: LiveDocument) -> Event:
             # Planned against the live document under its lock, so concurrent edits that
             # committed meanwhile are kept where the restore does not touch them.
-            update = plan_restore(document.state(), document.current_text(), target)
+            update = plan_restore(document.state(), target)
             if update is None:
-                # Already that text: still record who restored what, with an empty update.
+                # Already that document: still record who restored what, with an empty update.
                 return RevisionRestored(EMPTY_UPDATE, command.seq, command.revision)
             document.try_apply(update)
             return RevisionRestored(update, command.seq, command.revision)
@@ -244,6 +245,14 @@ class WriteSide:
         if error is not None:
             self.documents.retire(audit.doc_id, error)
         await self.documents.fanout.publish(audit.doc_id, [Committed(audit, None)])
+
+    async def state_at(self, doc_id: str, seq: int) -> bytes:
+        """The whole Yjs state after events 1..seq, straight from the log."""
+        doc: Doc[Any] = Doc()
+        if seq > 0:
+            history = await read_history(self.store, doc_id, seq)
+            replay(doc, history.state, history.events, PendingUpdates())
+        return doc.get_update()
 
     async def text_at(self, doc_id: str, seq: int) -> str:
         """The text after events 1..seq, straight from the log (the write side's own view)."""

@@ -110,7 +110,8 @@ def _xml_text_string(node: XmlText) -> str:
 
 def attributes(node: XmlElement) -> dict[str, Any]:
     """An element's attributes (pycrdt's view iterates as pairs)."""
-    return {key: value for key, value in node.attributes}
+    pairs: Any = node.attributes  # typed Iterable, iterates as an iterator
+    return {key: value for key, value in pairs}
 
 
 def xml_string(node: XmlFragment | XmlElement | XmlText) -> str:
