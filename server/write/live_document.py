@@ -15,6 +15,7 @@ from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
 from server.events import absorbed_from, yjs_update
+from server.write.surrogates import SurrogateIndex
 from server.ydoc import History, PendingUpdates, replay
 from storage.records import EventRecord
 
@@ -29,6 +30,7 @@ class LiveDocument:
         self.applied_seq = 0
         self.lock = asyncio.Lock()
         self.pending = PendingUpdates()
+        self.surrogates = SurrogateIndex()  # updates cutting an emoji in half are refused
         self._changed = False
         self._subscription = self.doc.observe(self._on_transaction)
 
@@ -38,6 +40,8 @@ class LiveDocument:
     def load(self, history: History) -> None:
         """Build the doc from a snapshot plus the events after it."""
         replay(self.doc, history.state, history.events, self.pending)
+        self.surrogates.add_all([history.state or b"\x00\x00",
+                                 *(u for u in map(yjs_update, history.events) if u)])
         self.applied_seq = history.seq
 
     # Applying
@@ -51,6 +55,7 @@ class LiveDocument:
         panicked mid-apply (the doc may be half-changed: rebuild it from the log).
         """
         self._changed = False
+        self.surrogates.check(update)  # before yrs sees it: refused, nothing touched
         try:
             self.doc.apply_update(update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
@@ -59,6 +64,7 @@ class LiveDocument:
             raise InvalidUpdate(f"update does not apply: {str(exc)[:80]}") from None
         except BaseException as exc:  # pycrdt panics are BaseExceptions
             raise TaintingUpdate(f"update does not apply: {str(exc)[:80]}") from None
+        self.surrogates.add(update)
         # Structs waiting for their dependencies change nothing yet, but must be stored.
         return self.pending.after_apply(self.doc, update) or self._changed
 
@@ -84,6 +90,7 @@ class LiveDocument:
                 log.exception("event %s/%s in the log does not apply", self.doc_id, event.seq)
             else:
                 self.pending.after_apply(self.doc, update)
+                self.surrogates.add(update)
         self.applied_seq = event.seq
         return True
 
