@@ -38,6 +38,9 @@ const int = (n) => Math.floor(rand() * n)
 const pick = (xs) => xs[int(xs.length)]
 const WORDS = ['alpha', 'beta', 'gamma', ' ', ' ', 'é', '😀', 'ok', '\n', 'x']
 const word = () => Array.from({ length: 1 + int(3) }, () => pick(WORDS)).join('')
+// Formatted text and ProseMirror get no emoji: their positions here are not pair-aware, and a
+// cut pair is refused (4423), which is tested on its own.
+const bmpWord = () => word().replace(/😀/g, 'ü')
 
 // A UTF-16 index that does not fall between the halves of a pair.
 function safeIndex (str, index) {
@@ -71,7 +74,7 @@ const texts = {
     const s = t.toString() // embeds are not in it, so positions are only mostly safe
     const at = Math.min(len, safeIndex(s, int(len + 1)))
     const r = rand()
-    if (r < 0.3) t.insert(at, word(), pick([{ bold: true }, { italic: true }, {}, { link: 'https://e.x/' + int(9) }]))
+    if (r < 0.3) t.insert(at, bmpWord(), pick([{ bold: true }, { italic: true }, {}, { link: 'https://e.x/' + int(9) }]))
     else if (r < 0.45) t.insertEmbed(at, pick([{ image: 'i' + int(5) + '.png' }, { formula: 'x^' + int(9) }]), rand() < 0.5 ? { bold: true } : {})
     else if (r < 0.7 && len > 0) t.format(Math.min(at, len - 1), 1 + int(4), pick([{ bold: true }, { bold: null }, { italic: true }, { italic: null, bold: null }]))
     else if (len > 0) t.delete(Math.min(at, len - 1), 1)
@@ -92,12 +95,12 @@ const texts = {
     try {
       if (r < 0.45 || size <= 2) {
         const p = pos()
-        tr = tr.setSelection(TextSelection.create(tr.doc, p)).insertText(word().replace(/\n/g, ' '))
+        tr = tr.setSelection(TextSelection.create(tr.doc, p)).insertText(bmpWord().replace(/\n/g, ' '))
       } else if (r < 0.6) {
         const p = pos(); tr = tr.addMark(p, Math.min(size - 1, p + 1 + int(5)), pick([schema.marks.strong, schema.marks.em]).create())
       } else if (r < 0.7) {
         tr = tr.split(pos())
-      } else if (r < 0.8) {
+      } else if (r < 0.9) {
         const p = pos(); tr = tr.setBlockType(p, p, pick([schema.nodes.heading, schema.nodes.paragraph]), { level: 1 + int(3) })
       } else {
         const p = pos(); tr = tr.delete(p, Math.min(size - 1, p + 1 + int(6)))
@@ -165,11 +168,17 @@ async function main () {
     if (ops % 20 === 0) await sleep(5) // let frames flow
   }
   for (const c of clients) if (!c.provider.wsconnected && !c.provider.wsconnecting) c.provider.connect()
+  // Values compared with map keys sorted: a client that reconnected got the others' JSON
+  // objects through the server's sync step 2 (key order is reported apart, in `exact`).
   const same = () => {
-    const a = JSON.stringify(render(clients[0].doc))
-    return clients.every((c) => c.provider.synced && sv(c.doc) === sv(clients[0].doc) && JSON.stringify(render(c.doc)) === a)
+    const a = JSON.stringify(sortKeys(render(clients[0].doc)))
+    return clients.every((c) => c.provider.synced && sv(c.doc) === sv(clients[0].doc) && JSON.stringify(sortKeys(render(c.doc))) === a)
   }
-  await waitFor(same, 30, () => `clients did not converge (closes: ${closes})`)
+  const describe = () => `clients did not converge (closes: ${closes}; synced ${clients.map((c) => c.provider.synced)}; ` +
+    `state vectors equal ${clients.map((c) => sv(c.doc) === sv(clients[0].doc))}; roots differing ${
+      Object.keys(render(clients[0].doc)).filter((k) => clients.some((c) => JSON.stringify(sortKeys(render(c.doc)[k])) !== JSON.stringify(sortKeys(render(clients[0].doc)[k]))))})`
+  await waitFor(same, 30, describe)
+  const exact = clients.every((c) => JSON.stringify(render(c.doc)) === JSON.stringify(render(clients[0].doc)))
   const newcomer = client('newcomer')
   await waitFor(() => newcomer.provider.synced && sv(newcomer.doc) === sv(clients[0].doc), 15, () => 'newcomer did not sync')
   const roots = render(clients[0].doc)
@@ -179,14 +188,15 @@ async function main () {
     ops,
     closes,
     converged: true,
+    exact,
     newcomer: JSON.stringify(newcomerRoots) === JSON.stringify(roots),
     newcomerSameValues: JSON.stringify(sortKeys(newcomerRoots)) === JSON.stringify(sortKeys(roots)),
     roots,
     state: Buffer.from(Y.encodeStateAsUpdate(clients[0].doc)).toString('base64')
   }
   for (const c of [...clients, newcomer]) c.provider.destroy()
-  process.stdout.write(JSON.stringify(result) + '\n')
-  process.exit(0)
+  // Exit only once the line is written: stdout to a pipe is asynchronous.
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0))
 }
 
 function sortKeys (v) {
@@ -196,6 +206,6 @@ function sortKeys (v) {
 }
 
 main().catch((e) => {
-  process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }) + '\n')
-  process.exit(1)
+  process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }) + '\n',
+    () => process.exit(1))
 })
