@@ -43,7 +43,7 @@ class Struct:
     type_ref: int | None = None  # a ContentType's type
 
 
-class _Reader:
+class Reader:
     __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes) -> None:
@@ -102,68 +102,70 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+def read_struct(r: Reader, client: int, clock: int) -> Struct:
+    """The struct at r.pos (its clock given by the group), r moved past it."""
+    info = r.data[r.pos]
+    r.pos += 1
+    ref = info & 0x1F
+    if ref in (GC, SKIP):
+        return Struct(client, clock, r.uint(), ref)
+    origin = right = parent = None
+    root = key = text = None
+    type_ref = None
+    if info & 0x80:
+        origin = (r.uint(), r.uint())
+    if info & 0x40:
+        right = (r.uint(), r.uint())
+    if not info & 0xC0:
+        if r.uint() == 1:
+            root = r.string()
+        else:
+            parent = (r.uint(), r.uint())
+        if info & 0x20:
+            key = r.string()
+    length = 1
+    if ref == STRING:
+        text = r.string()
+        length = utf16_length(text)
+    elif ref == DELETED:
+        length = r.uint()
+    elif ref == JSON:
+        length = r.uint()
+        for _ in range(length):
+            r.raw()
+    elif ref == ANY:
+        length = r.uint()
+        for _ in range(length):
+            r.any()
+    elif ref in (BINARY, EMBED):
+        r.raw()
+    elif ref == FORMAT:
+        r.raw()
+        r.raw()
+    elif ref == TYPE:
+        type_ref = r.uint()
+        if type_ref in (Y_XML_ELEMENT, Y_XML_HOOK):
+            r.raw()
+    elif ref == DOC:
+        r.raw()
+        r.any()
+    else:
+        raise ValueError(f"unknown content type {ref}")
+    return Struct(client, clock, length, ref, origin, right, root, parent, key, text, type_ref)
+
+
 def structs(update: bytes) -> Iterator[Struct]:
     """Every struct of a v1 update, in order (the delete set is not read)."""
-    r = _Reader(update)
+    r = Reader(update)
     try:
         for _ in range(r.uint()):
             n = r.uint()
             client = r.uint()
             clock = r.uint()
             for _ in range(n):
-                info = r.data[r.pos]
-                r.pos += 1
-                ref = info & 0x1F
-                if ref in (GC, SKIP):
-                    length = r.uint()
-                    yield Struct(client, clock, length, ref)
-                    clock += length
-                    continue
-                origin = right = parent = None
-                root = key = text = None
-                type_ref = None
-                if info & 0x80:
-                    origin = (r.uint(), r.uint())
-                if info & 0x40:
-                    right = (r.uint(), r.uint())
-                if not info & 0xC0:
-                    if r.uint() == 1:
-                        root = r.string()
-                    else:
-                        parent = (r.uint(), r.uint())
-                    if info & 0x20:
-                        key = r.string()
-                length = 1
-                if ref == STRING:
-                    text = r.string()
-                    length = utf16_length(text)
-                elif ref == DELETED:
-                    length = r.uint()
-                elif ref == JSON:
-                    length = r.uint()
-                    for _ in range(length):
-                        r.raw()
-                elif ref == ANY:
-                    length = r.uint()
-                    for _ in range(length):
-                        r.any()
-                elif ref in (BINARY, EMBED):
-                    r.raw()
-                elif ref == FORMAT:
-                    r.raw()
-                    r.raw()
-                elif ref == TYPE:
-                    type_ref = r.uint()
-                    if type_ref in (Y_XML_ELEMENT, Y_XML_HOOK):
-                        r.raw()
-                elif ref == DOC:
-                    r.raw()
-                    r.any()
-                else:
-                    raise ValueError(f"unknown content type {ref}")
-                yield Struct(client, clock, length, ref, origin, right, root, parent, key,
-                             text, type_ref)
-                clock += length
+                struct = read_struct(r, client, clock)
+                yield struct
+                clock += struct.length
     except IndexError:
         raise ValueError("truncated Yjs update") from None
 
@@ -237,3 +239,79 @@ def root_types(update: bytes) -> dict[str, str | None]:
         if roots.get(where[0]) is None:
             roots[where[0]] = kind
     return roots
+
+
+def _state_vector(encoded: bytes) -> dict[int, int]:
+    r = Reader(encoded)
+    return {r.uint(): r.uint() for _ in range(r.uint())}
+
+
+def _write_uint(out: bytearray, value: int) -> None:
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+
+
+def split_ready(update: bytes, state_vector: bytes) -> tuple[bytes | None, bytes | None]:
+    """(what Yjs would integrate now, what it would hold back) of `update` for a doc whose
+    encoded state vector is `state_vector`; None for an empty part, `update` itself when
+    nothing is held.
+
+    Yjs integrates a client's structs in clock order only: a struct whose clock is past what
+    the doc holds of that client waits, and every later one of that client with it, until
+    the gap is filled. yrs integrates such a struct at once when its origins are there, so a
+    doc fed a reconnecting client's new keystrokes before that client's offline edits shows
+    text no Yjs client shows (issue 13). Holding those structs back before yrs sees them
+    keeps the two the same."""
+    state = _state_vector(state_vector)
+    r = Reader(update)
+    ready: list[tuple[int, int, list[bytes]]] = []
+    held: list[tuple[int, int, list[bytes]]] = []
+    try:
+        for _ in range(r.uint()):
+            n = r.uint()
+            client = r.uint()
+            clock = r.uint()
+            expected = state.get(client, 0)
+            ready_parts: list[bytes] = []
+            held_parts: list[bytes] = []
+            ready_clock = held_clock = None
+            for _ in range(n):
+                start = r.pos
+                struct = read_struct(r, client, clock)
+                raw = update[start : r.pos]
+                if held_parts or (clock > expected and struct.ref != SKIP):
+                    if held_clock is None:
+                        held_clock = clock
+                    held_parts.append(raw)
+                elif struct.ref != SKIP:
+                    if ready_clock is None:
+                        ready_clock = clock
+                    ready_parts.append(raw)
+                    expected = max(expected, clock + struct.length)
+                clock += struct.length
+            if ready_parts and ready_clock is not None:
+                ready.append((client, ready_clock, ready_parts))
+            if held_parts and held_clock is not None:
+                held.append((client, held_clock, held_parts))
+    except IndexError:
+        raise ValueError("truncated Yjs update") from None
+    if not held:
+        return update, None
+    delete_set = update[r.pos :]
+    return (_encode(ready, delete_set) if ready or delete_set != b"\x00" else None,
+            _encode(held, b"\x00"))
+
+
+def _encode(groups: list[tuple[int, int, list[bytes]]], delete_set: bytes) -> bytes:
+    out = bytearray()
+    _write_uint(out, len(groups))
+    for client, clock, parts in groups:
+        _write_uint(out, len(parts))
+        _write_uint(out, client)
+        _write_uint(out, clock)
+        for part in parts:
+            out += part
+    out += delete_set
+    return bytes(out)

@@ -20,20 +20,25 @@ from storage.event_store import EventStore
 Json = dict[str, Any]
 
 
-async def doc_at(store: EventStore, doc_id: str, seq: int) -> Doc[Any]:
-    """A scratch Doc holding events 1..seq of the document (empty at seq 0)."""
+async def doc_at(store: EventStore, doc_id: str, seq: int
+                 ) -> tuple[Doc[Any], PendingUpdates]:
+    """A scratch Doc holding events 1..seq of the document (empty at seq 0), and what it
+    holds pending (with the JSON objects' key order)."""
     doc: Doc[Any] = Doc()
+    pending = PendingUpdates()
     if seq > 0:
         history = await read_history(store, doc_id, seq)
-        replay(doc, history.state, history.events, PendingUpdates())
-    return doc
+        replay(doc, history.state, history.events, pending)
+    return doc, pending
 
 
-def content_json(doc: Doc[Any], seq: int) -> Json:
-    """The answer of GET /api/documents/{id}/content: `{seq, state, roots}`."""
-    state = doc.get_update()
+def content_json(doc: Doc[Any], pending: PendingUpdates, seq: int) -> Json:
+    """The answer of GET /api/documents/{id}/content: `{seq, state, roots}`; the state as a
+    snapshot stores it (pending structs in, JSON objects in their writers' key order)."""
+    state = pending.snapshot_state(doc)
     return {"seq": seq, "state": base64.b64encode(state).decode(), "roots": render(doc)}
 
 
 async def content_at(store: EventStore, doc_id: str, seq: int) -> Json:
-    return content_json(await doc_at(store, doc_id, seq), seq)
+    doc, pending = await doc_at(store, doc_id, seq)
+    return content_json(doc, pending, seq)

@@ -88,14 +88,13 @@ class DocumentProjection:
     def _apply_update(self, event: EventRecord, update: bytes) -> list[Op]:
         self._deltas.clear()
         try:
-            self.doc.apply_update(update)
+            self.pending.apply(self.doc, update)  # as Yjs: structs past a clock gap wait
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:  # pycrdt panics are BaseExceptions
             # The write side validated it; if it still fails, the rooms skip it too.
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
-        self.pending.after_apply(self.doc, update)
         self.roots.after_apply()
         ops: list[Op] = []
         for delta in self._deltas:

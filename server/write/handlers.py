@@ -168,6 +168,8 @@ class WriteSide:
             # Planned against the live document under its lock, so concurrent edits that
             # committed meanwhile are kept where the restore does not touch them.
             update = plan_restore(document.state(), target)
+            if update is not None:  # yrs wrote its JSON objects: their writers' key order
+                update = document.pending.key_orders.restore(update)
             if update is None:
                 # Already that document: still record who restored what, with an empty update.
                 return RevisionRestored(EMPTY_UPDATE, command.seq, command.revision)

@@ -57,7 +57,8 @@ class LiveDocument:
         self._changed = False
         self.surrogates.check(update)  # before yrs sees it: refused, nothing touched
         try:
-            self.doc.apply_update(update)
+            # Structs past a gap in their client's clocks are held back, as Yjs does.
+            waiting = self.pending.apply(self.doc, update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except ValueError as exc:  # a decode error: raised before anything is integrated
@@ -66,7 +67,7 @@ class LiveDocument:
             raise TaintingUpdate(f"update does not apply: {str(exc)[:80]}") from None
         self.surrogates.add(update)
         # Structs waiting for their dependencies change nothing yet, but must be stored.
-        return self.pending.after_apply(self.doc, update) or self._changed
+        return waiting or self._changed
 
     def apply_event(self, event: EventRecord) -> bool:
         """Apply a committed event from the log (another node's, or one we missed); False if
@@ -83,13 +84,12 @@ class LiveDocument:
         update = yjs_update(event)
         if update is not None:
             try:
-                self.doc.apply_update(update)
+                self.pending.apply(self.doc, update)
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
             except BaseException:
                 log.exception("event %s/%s in the log does not apply", self.doc_id, event.seq)
             else:
-                self.pending.after_apply(self.doc, update)
                 self.surrogates.add(update)
         self.applied_seq = event.seq
         return True
@@ -107,6 +107,8 @@ class LiveDocument:
                 # yrs leaves pending structs out of what it encodes; a newcomer needs them too,
                 # to integrate them when their dependencies arrive.
                 update = merge_updates(update, *self.pending.updates)
+            # yrs forgets the key order of JSON objects; the writers' order is put back.
+            update = self.pending.key_orders.restore(update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:
@@ -114,7 +116,7 @@ class LiveDocument:
         return update
 
     def state(self) -> bytes:
-        return self.doc.get_update()
+        return self.pending.key_orders.restore(self.doc.get_update())
 
     def current_text(self) -> str:
         return str(self.text)
