@@ -26,7 +26,7 @@ from typing import Any
 from pycrdt import Doc, get_update, merge_updates
 
 from server.events import yjs_update
-from server.ykeyorder import KeyOrders
+from server.ykeyorder import KeyOrders, merge_keeping_order
 from server.ystructs import split_ready
 from storage.event_store import EventStore
 from storage.records import EventRecord
@@ -127,7 +127,7 @@ def replay(doc: Doc[Any], state: bytes | None, records: Iterable[EventRecord],
 
 
 def _apply_merged(doc: Doc[Any], updates: list[bytes], pending: PendingUpdates) -> None:
-    update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+    update = updates[0] if len(updates) == 1 else merge_keeping_order(*updates)
     pending.apply(doc, update)
 
 

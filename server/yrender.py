@@ -76,6 +76,22 @@ def delta(diff: list[tuple[Any, dict[str, Any] | None]]) -> list[Json]:
     return out
 
 
+def merged(ops: list[Json]) -> list[Json]:
+    """A delta with adjacent string runs of equal attributes joined. Yjs and yrs split runs
+    at formatting marks that change nothing; two texts equal in content and formatting give
+    the same merged delta whatever their history."""
+    out: list[Json] = []
+    for op in ops:
+        last = out[-1] if out else None
+        if (last is not None and isinstance(op["insert"], str)
+                and isinstance(last["insert"], str)
+                and last.get("attributes") == op.get("attributes")):
+            out[-1] = {**last, "insert": last["insert"] + op["insert"]}
+        else:
+            out.append(op)
+    return out
+
+
 def text_string(diff: list[tuple[Any, dict[str, Any] | None]]) -> str:
     """The characters of a text, embeds left out (Y.Text.toString)."""
     return "".join(insert for insert, _ in diff if isinstance(insert, str))

@@ -27,11 +27,11 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol, cast
 
-from pycrdt import merge_updates
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.errors import PalimpsestError
 from server.realtime import protocol
+from server.ykeyorder import merge_keeping_order
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -158,7 +158,8 @@ class Connection:
                     item = self._queue.popleft()
                     if isinstance(item, list):
                         size = sum(len(u) for u in item)
-                        update = item[0] if len(item) == 1 else merge_updates(*item)
+                        # Merged keeping JSON objects' key order (yrs would reorder them).
+                        update = item[0] if len(item) == 1 else merge_keeping_order(*item)
                         self._queued -= len(item)
                         item = protocol.sync_update(update)
                     else:
