@@ -133,7 +133,7 @@ function render (doc) {
   const out = {}
   out.content = { json: doc.getText('content').toJSON(), delta: doc.getText('content').toDelta() }
   out.quill = { json: doc.getText('quill').toJSON(), delta: doc.getText('quill').toDelta() }
-  out.prosemirror = { json: doc.getXmlFragment('prosemirror').toJSON() }
+  out.prosemirror = { json: doc.getXmlFragment('prosemirror').toJSON(), children: tree(doc.getXmlFragment('prosemirror')) }
   out.meta = { json: doc.getMap('meta').toJSON() }
   out.items = { json: doc.getArray('items').toJSON() }
   return out
@@ -219,3 +219,10 @@ main().catch((e) => {
   process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack ? e.stack : e) }) + '\n',
     () => process.exit(1))
 })
+
+// An XML fragment as a tree: elements with tag, attributes and children; texts as deltas.
+function tree (fragment) {
+  return fragment.toArray().map((node) => node instanceof Y.XmlText
+    ? { delta: node.toDelta() }
+    : { tag: node.nodeName, attributes: node.getAttributes(), children: tree(node) })
+}

@@ -22,7 +22,7 @@ process.stdin.on('end', () => {
       if (kind === 'text') {
         const t = doc.getText(name)
         roots[name] = { json: t.toJSON(), delta: t.toDelta() }
-      } else if (kind === 'xml') roots[name] = { json: doc.getXmlFragment(name).toJSON() }
+      } else if (kind === 'xml') roots[name] = { json: doc.getXmlFragment(name).toJSON(), children: tree(doc.getXmlFragment(name)) }
       else if (kind === 'map') roots[name] = { json: doc.getMap(name).toJSON() }
       else if (kind === 'array') roots[name] = { json: doc.getArray(name).toJSON() }
     }
@@ -35,3 +35,10 @@ process.stdin.on('end', () => {
   }
   process.stdout.write(JSON.stringify(out) + '\n')
 })
+
+// An XML fragment as a tree: elements with tag, attributes and children; texts as deltas.
+function tree (fragment) {
+  return fragment.toArray().map((node) => node instanceof Y.XmlText
+    ? { delta: node.toDelta() }
+    : { tag: node.nodeName, attributes: node.getAttributes(), children: tree(node) })
+}
