@@ -21,17 +21,13 @@ import re
 from collections.abc import Iterable
 
 from server.errors import SplitsSurrogatePair
-from server.write.update_guard import delete_set
-from server.ystructs import STRING, structs
+from server.ystructs import STRING, Struct, structs, structs_and_deletions
 
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of every 4-byte UTF-8 character
 
 
-def _second_halves(update: bytes) -> dict[int, set[int]]:
-    found: dict[int, set[int]] = {}
-    if _ASTRAL.search(update) is None:
-        return found
-    for s in structs(update):
+def _second_halves(found: dict[int, set[int]], items: list[Struct]) -> None:
+    for s in items:
         if s.ref != STRING or s.text is None or s.text.isascii():
             continue
         unit = s.clock
@@ -41,16 +37,25 @@ def _second_halves(update: bytes) -> dict[int, set[int]]:
                 unit += 2
             else:
                 unit += 1
-    return found
 
 
 class SurrogateIndex:
     def __init__(self) -> None:
         self.halves: dict[int, set[int]] = {}
+        self._checked: tuple[bytes, dict[int, set[int]]] | None = None  # check() for add()
+
+    def _own(self, update: bytes, items: list[Struct] | None = None) -> dict[int, set[int]]:
+        found: dict[int, set[int]] = {}
+        if _ASTRAL.search(update) is not None:
+            _second_halves(found, items if items is not None else list(structs(update)))
+        return found
 
     def add(self, update: bytes) -> None:
         """Remember the pairs an applied update inserted."""
-        for client, clocks in _second_halves(update).items():
+        checked, self._checked = self._checked, None
+        own = checked[1] if checked is not None and checked[0] is update else \
+            self._own(update)
+        for client, clocks in own.items():
             self.halves.setdefault(client, set()).update(clocks)
 
     def add_all(self, updates: Iterable[bytes]) -> None:
@@ -59,19 +64,22 @@ class SurrogateIndex:
 
     def check(self, update: bytes) -> None:
         """SplitsSurrogatePair if `update` cuts a pair this document (or it) holds."""
-        own = _second_halves(update)
-        if not self.halves and not own:
-            return
+        if not self.halves and _ASTRAL.search(update) is None:
+            self._checked = (update, {})
+            return  # no pair anywhere: nothing to cut (most documents, every keystroke)
+        items, deleted = structs_and_deletions(update)
+        own = self._own(update, items)
+        self._checked = (update, own)
         halves = self.halves
 
         def second(client: int, clock: int) -> bool:
             return clock in halves.get(client, ()) or clock in own.get(client, ())
 
-        for client, ranges in delete_set(update).items():
+        for client, ranges in deleted.items():
             for clock, length in ranges:
                 if second(client, clock) or second(client, clock + length):
                     raise _refused("deletes half of a character")
-        for s in structs(update):
+        for s in items:
             if s.origin is not None and second(s.origin[0], s.origin[1] + 1):
                 raise _refused("inserts or formats between the halves of a character")
             if s.right is not None and second(*s.right):
