@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from server.errors import SplitsSurrogatePair
 from server.ystructs import STRING, Struct, structs, structs_and_deletions
 
-_ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of every 4-byte UTF-8 character
+_ASTRAL = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")  # a 4-byte UTF-8 character (or bytes like it)
 
 
 def _second_halves(found: dict[int, set[int]], items: list[Struct]) -> None:
