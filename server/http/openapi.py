@@ -261,6 +261,23 @@ def schema() -> Json:
                     }, ["seq", "updated_at", "state", "roots"])), **BUSY},
                 },
             },
+            doc + "/diff/roots": {
+                "get": {
+                    "summary": "What changed in every root type between two seqs: text by "
+                               "words with formatting changes, XML block by block, maps, "
+                               "arrays (docs/protocol.md, Yjs shapes)",
+                    "parameters": [
+                        DOC_ID,
+                        _param("from", "query", INT, "the earlier seq", required=True),
+                        _param("to", "query", INT, "the later seq", required=True),
+                    ],
+                    "responses": {**_answer(_obj({
+                        "from": INT, "to": INT,
+                        "roots": {"type": "object", "description":
+                                  "by root name: {type, changes}, only roots that differ"}})),
+                        **BUSY},
+                },
+            },
             doc + "/events": {
                 "get": {
                     "summary": "The raw log (audit): no payloads, their sizes",

@@ -55,6 +55,7 @@ class QueryRoutes:
             Route(DOC + "/diff", self.get_diff, methods=["GET"]),
             Route(DOC + "/events", self.list_events, methods=["GET"]),
             Route(DOC + "/content", self.get_content, methods=["GET"]),
+            Route(DOC + "/diff/roots", self.get_roots_diff, methods=["GET"]),
         ]
 
     async def _readable(self, request: Request) -> str:
@@ -158,3 +159,13 @@ class QueryRoutes:
         if absorbed is not None:
             answer["absorbed"] = absorbed
         return reply(answer, answer["seq"])
+
+    async def get_roots_diff(self, request: Request) -> Response:
+        """What changed in every root type between ?from= and ?to=."""
+        doc_id = await self._readable(request)
+        start = await self.governance.resolve(doc_id, required_int(request, "from"))
+        end = await self.governance.resolve(doc_id, required_int(request, "to"))
+        answer = await heavy(self.queries.roots_diff(doc_id, start.seq, end.seq))
+        if isinstance(answer, Response):
+            return answer
+        return reply(answer, answer["to"])

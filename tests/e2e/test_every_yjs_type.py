@@ -176,6 +176,9 @@ async def test_random_operations_on_every_shape_agree_everywhere(
             a, b = sorted(rng.sample(range(0, head + 1), 2))
             diff = await http.get(f"/api/documents/{doc_id}/diff", params={"from": a, "to": b})
             assert diff.status_code == 200, (a, b, diff.text)
+            rich = await http.get(f"/api/documents/{doc_id}/diff/roots",
+                                  params={"from": a, "to": b})
+            assert rich.status_code == 200, (a, b, rich.text)
         revisions = (await http.get(f"/api/documents/{doc_id}/revisions")).json()["items"]
         assert sum(r["inserted"] for r in revisions) > result["ops"] // 4
 

@@ -9,6 +9,7 @@ import pytest
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from server.errors import CannotRestore
+from server.read.rich_diff import text_diff, xml_diff
 from server.read.root_watch import RootWatch
 from server.write.restore import plan_restore
 from server.yrender import render
@@ -140,3 +141,29 @@ def _loaded(update: bytes) -> Doc[Any]:
     doc: Doc[Any] = Doc()
     doc.apply_update(update)
     return doc
+
+
+def test_a_formatted_text_diff_shows_formatting_changes_as_such() -> None:
+    changes = text_diff([{"insert": "hello brave world"}],
+                        [{"insert": "hello ", "attributes": {"bold": True}},
+                         {"insert": "new world"}])
+    assert changes == [
+        {"op": "format", "text": "hello ", "attributes": {"bold": True}, "from": {},
+         "to": {"bold": True}},
+        {"op": "delete", "text": "brave"},
+        {"op": "insert", "text": "new"},
+        {"op": "keep", "text": " world"},
+    ]
+
+
+def test_an_xml_diff_names_the_blocks_that_changed_with_their_words() -> None:
+    def block(tag: str, text: str) -> dict[str, Any]:
+        return {"tag": tag, "attributes": {}, "children": [{"delta": [{"insert": text}]}]}
+
+    changes = xml_diff([block("p", "one two"), block("h", "T")],
+                       [block("p", "one three"), block("h", "T"), block("p", "new")])
+    assert changes[0] == {"op": "change", "block": "p", "text": [
+        {"op": "keep", "text": "one "}, {"op": "delete", "text": "two"},
+        {"op": "insert", "text": "three"}]}
+    assert changes[1] == {"op": "keep", "block": "h"}
+    assert changes[2]["op"] == "insert" and changes[2]["block"] == "p"
