@@ -16,15 +16,20 @@ process.stdin.on('end', () => {
   const wanted = new Set(checks)
   const doc = new Y.Doc()
   const out = {}
+  // Rendered from a copy: a Y.Text that is typed while remote updates arrive cleans up its
+  // formatting marks after each of them (local deletions a fresh replay must not add: the
+  // writers' own clean-ups are in the log already).
   const render = (seq) => {
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(doc))
     const roots = {}
     for (const [name, kind] of Object.entries(types)) {
       if (kind === 'text') {
-        const t = doc.getText(name)
+        const t = copy.getText(name)
         roots[name] = { json: t.toJSON(), delta: t.toDelta() }
-      } else if (kind === 'xml') roots[name] = { json: doc.getXmlFragment(name).toJSON(), children: tree(doc.getXmlFragment(name)) }
-      else if (kind === 'map') roots[name] = { json: doc.getMap(name).toJSON() }
-      else if (kind === 'array') roots[name] = { json: doc.getArray(name).toJSON() }
+      } else if (kind === 'xml') roots[name] = { json: copy.getXmlFragment(name).toJSON(), children: tree(copy.getXmlFragment(name)) }
+      else if (kind === 'map') roots[name] = { json: copy.getMap(name).toJSON() }
+      else if (kind === 'array') roots[name] = { json: copy.getArray(name).toJSON() }
     }
     out[seq] = roots
   }
