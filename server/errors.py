@@ -6,7 +6,9 @@
     │   ├── UnknownMessageType           400 / 4415
     │   ├── TextFrame                    400 / 1003  text frames are not part of the protocol
     │   └── InvalidUpdate                422 / 4422  not a well-formed Yjs update
-    │       └── TaintingUpdate           422 / 4422  rejected after touching the room's doc
+    │       ├── TaintingUpdate           422 / 4422  rejected after touching the room's doc
+    │       └── SplitsSurrogatePair      422 / 4423  cuts an emoji in half (Yjs and yrs differ)
+    ├── CannotRestore                    422 / 4422  some content cannot be restored: nothing done
     ├── TooLarge                         413 / 1009  frame, update or document over its limit
     ├── RateLimited                      429 / 4429  a limit a retry cannot fix
     │   └── AtCapacity                   503 / 4503  a connection count is full: retry later
@@ -77,6 +79,23 @@ class InvalidUpdate(BadRequest):
 class TaintingUpdate(InvalidUpdate):
     """Rejected, but only after it reached the room's doc (yrs panicked mid-apply): the room
     must be rebuilt from the log."""
+
+
+class SplitsSurrogatePair(InvalidUpdate):
+    """The update cuts between the two UTF-16 halves of a character (deleting or inserting
+    there): Yjs turns each half into U+FFFD, yrs keeps the character whole on one side, so
+    the server's copy would drift from its clients' (docs/protocol.md)."""
+
+    close_code = 4423
+    code = "splits_surrogate_pair"
+
+
+class CannotRestore(PalimpsestError):
+    """A restore would leave some content unlike the seq it restores: refused, nothing done."""
+
+    status = 422
+    close_code = 4422
+    code = "cannot_restore"
 
 
 class TooLarge(PalimpsestError):

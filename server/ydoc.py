@@ -9,6 +9,12 @@ silently lose them. So whoever snapshots a Doc tracks what is pending here and s
 `PendingUpdates.snapshot_state(doc)`: the doc's state merged with the pending structs. Loading
 such a snapshot integrates what it can and leaves the rest pending, tracked again, so a
 struct whose dependencies never come neither stops snapshots nor is ever dropped.
+
+yrs also integrates a struct whose clock is past what the doc holds of its client (a gap)
+as soon as its origins are there; Yjs makes it wait, with every later struct of that client,
+until the gap is filled. So every update goes through `PendingUpdates.apply`, which holds
+such structs back (`server/ystructs.split_ready`) and gives them to yrs once the gap is
+filled: the server's doc, its history and its newcomers then show what Yjs clients show.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 from pycrdt import Doc, get_update, merge_updates
 
 from server.events import yjs_update
+from server.ykeyorder import KeyOrders, merge_keeping_order
+from server.ystructs import split_ready
 from storage.event_store import EventStore
 from storage.records import EventRecord
 
@@ -32,28 +40,67 @@ def _has_unintegrated(update: bytes, state: bytes) -> bool:
 
 class PendingUpdates:
     def __init__(self) -> None:
-        self.updates: list[bytes] = []
+        self._unintegrated: list[bytes] = []  # what yrs keeps pending
+        self.held: list[bytes] = []  # what waits for a gap in its client's clocks
+        self.key_orders = KeyOrders()  # JSON objects' key order, which yrs forgets
+
+    @property
+    def updates(self) -> list[bytes]:
+        """Every struct the doc does not show yet: what a snapshot and a newcomer need."""
+        return self._unintegrated + self.held
 
     def __bool__(self) -> bool:
-        return bool(self.updates)
+        return bool(self._unintegrated or self.held)
+
+    def apply(self, doc: Any, update: bytes) -> bool:
+        """Apply `update` to `doc` as Yjs would (structs past a clock gap held back); True
+        if some of it stayed pending or held. Raises what `doc.apply_update` raises."""
+        ready, held = split_ready(update, doc.get_state())
+        self.key_orders.learn(update)
+        waiting = False
+        if ready is not None:
+            doc.apply_update(ready)
+            waiting = self.after_apply(doc, ready)
+        if held is not None:
+            self.held.append(held)
+            waiting = True
+        if ready is not None and self.held:
+            # The update may have filled a gap: give yrs what no longer waits.
+            waiting = self._release(doc) or waiting
+        return waiting
+
+    def _release(self, doc: Any) -> bool:
+        while self.held:
+            merged = self.held[0] if len(self.held) == 1 else merge_updates(*self.held)
+            ready, held = split_ready(merged, doc.get_state())
+            if ready is None:
+                return True
+            self.held = [held] if held is not None else []
+            doc.apply_update(ready)
+            self.after_apply(doc, ready)
+            if held is None:
+                break
+        return bool(self)
 
     def after_apply(self, doc: Any, update: bytes) -> bool:
         """Call after `doc.apply_update(update)`; True if some of it stayed pending."""
         state = doc.get_state()
-        if self.updates:
-            self.updates = [u for u in self.updates if _has_unintegrated(u, state)]
+        if self._unintegrated:
+            self._unintegrated = [u for u in self._unintegrated
+                                  if _has_unintegrated(u, state)]
         rest = get_update(update, state)
         if rest[:1] != b"\x00":
             # Only what did not integrate (and the update's delete set): a snapshot loaded
             # with pending structs must not keep the whole snapshot as "pending".
-            self.updates.append(rest)
+            self._unintegrated.append(rest)
             return True
         return False
 
     def snapshot_state(self, doc: Doc[Any]) -> bytes:
         """The doc's encoded state with every pending struct in it: what a snapshot stores."""
         state = doc.get_update()
-        return merge_updates(state, *self.updates) if self.updates else state
+        state = merge_updates(state, *self.updates) if self.updates else state
+        return self.key_orders.restore(state)
 
 
 # Merging thousands of small updates first makes a cold load one integration instead of many.
@@ -65,8 +112,7 @@ def replay(doc: Doc[Any], state: bytes | None, records: Iterable[EventRecord],
     """Bring `doc` to the end of `records`: a snapshot's `state` (if any), then every Yjs
     update the records carry, merged in chunks. The one way both sides load a document."""
     if state:
-        doc.apply_update(state)
-        pending.after_apply(doc, state)  # a snapshot may carry pending structs
+        pending.apply(doc, state)  # a snapshot may carry pending structs
     chunk: list[bytes] = []
     for record in records:
         update = yjs_update(record)
@@ -81,9 +127,8 @@ def replay(doc: Doc[Any], state: bytes | None, records: Iterable[EventRecord],
 
 
 def _apply_merged(doc: Doc[Any], updates: list[bytes], pending: PendingUpdates) -> None:
-    update = updates[0] if len(updates) == 1 else merge_updates(*updates)
-    doc.apply_update(update)
-    pending.after_apply(doc, update)
+    update = updates[0] if len(updates) == 1 else merge_keeping_order(*updates)
+    pending.apply(doc, update)
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,39 @@ def schema() -> Json:
                                 "content": {"application/json": {"schema": _ref("Error")}}}},
                 },
             },
+            doc + "/content": {
+                "get": {
+                    "summary": "The whole document at a seq: its Yjs state and every root "
+                               "type rendered (text with its delta, XML trees, maps, arrays)",
+                    "parameters": [DOC_ID, _param("seq", "query", INT,
+                                                  "the seq (default: the projected head)")],
+                    "responses": {**_answer(_obj({
+                        "seq": INT, "updated_at": TIME,
+                        "state": {"type": "string", "description":
+                                  "base64 of the Yjs v1 update of the whole state"},
+                        "roots": {"type": "object", "description":
+                                  "by root name: {type: text|xml|map|array|null, json, and "
+                                  "text+delta (text) or xml+children (xml)}; docs/protocol.md"},
+                    }, ["seq", "updated_at", "state", "roots"])), **BUSY},
+                },
+            },
+            doc + "/diff/roots": {
+                "get": {
+                    "summary": "What changed in every root type between two seqs: text by "
+                               "words with formatting changes, XML block by block, maps, "
+                               "arrays (docs/protocol.md, Yjs shapes)",
+                    "parameters": [
+                        DOC_ID,
+                        _param("from", "query", INT, "the earlier seq", required=True),
+                        _param("to", "query", INT, "the later seq", required=True),
+                    ],
+                    "responses": {**_answer(_obj({
+                        "from": INT, "to": INT,
+                        "roots": {"type": "object", "description":
+                                  "by root name: {type, changes}, only roots that differ"}})),
+                        **BUSY},
+                },
+            },
             doc + "/events": {
                 "get": {
                     "summary": "The raw log (audit): no payloads, their sizes",
@@ -286,8 +319,9 @@ def schema() -> Json:
             },
             doc + "/restore": {
                 "post": {
-                    "summary": "Restore the text of a seq or a revision (a command; appends "
-                               "one event, history is kept)",
+                    "summary": "Restore the whole document (every root type) as it was at a "
+                               "seq or a revision (a command; appends one event, history is "
+                               "kept); 422 when some content cannot be restored",
                     "parameters": [DOC_ID],
                     "requestBody": _body({"oneOf": [_obj({"seq": INT}),
                                                     _obj({"revision": INT})]}),

@@ -81,6 +81,8 @@ class QueryRoutes:
             Route(DOC + "/events", self.list_events, methods=["GET"]),
             Route(DOC + "/markdown", self.download_markdown, methods=["GET"]),
             Route(DOC + "/feed", self.follow_feed, methods=["GET"]),
+            Route(DOC + "/content", self.get_content, methods=["GET"]),
+            Route(DOC + "/diff/roots", self.get_roots_diff, methods=["GET"]),
         ]
 
     async def _readable(self, request: Request) -> str:
@@ -222,3 +224,28 @@ class QueryRoutes:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def get_content(self, request: Request) -> Response:
+        """The whole document at ?seq= (the head when absent): state and every root type."""
+        doc_id = await self._readable(request)
+        seq = query_int(request, "seq")
+        absorbed = None
+        if seq is not None:
+            resolved = await self.governance.resolve(doc_id, seq)
+            seq, absorbed = resolved.seq, resolved.absorbed
+        answer = await heavy(self.queries.content(doc_id, seq))
+        if isinstance(answer, Response):
+            return answer
+        if absorbed is not None:
+            answer["absorbed"] = absorbed
+        return reply(answer, answer["seq"])
+
+    async def get_roots_diff(self, request: Request) -> Response:
+        """What changed in every root type between ?from= and ?to=."""
+        doc_id = await self._readable(request)
+        start = await self.governance.resolve(doc_id, required_int(request, "from"))
+        end = await self.governance.resolve(doc_id, required_int(request, "to"))
+        answer = await heavy(self.queries.roots_diff(doc_id, start.seq, end.seq))
+        if isinstance(answer, Response):
+            return answer
+        return reply(answer, answer["to"])

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Text, merge_updates
+from pycrdt import Doc, Text
 
 from server.events import (
     Absorbed,
@@ -29,7 +29,9 @@ from server.events import (
 )
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
+from server.root_watch import OtherRoots, RootWatch
 from server.ydoc import History, PendingUpdates, replay
+from server.ykeyorder import merge_keeping_order
 from storage.lifecycle import Deletion
 from storage.packing import PackedChange, chunk_of
 from storage.read_model import (
@@ -88,6 +90,7 @@ class DocumentProjection:
         # The raw Rust-side subscription, not Text.observe: pycrdt's event wrapper converts
         # every attribute of the event (path, target, ...) and costs 20x the apply itself.
         self._subscription = self.text.integrated.observe(self._on_text)
+        self.roots = RootWatch(self.doc)  # every other root type, counted for revisions
 
     def _on_text(self, event: Any) -> None:
         if not self._catching_up:  # reading `delta` walks the whole text: only when needed
@@ -102,6 +105,8 @@ class DocumentProjection:
             replay(self.doc, history.state, history.events, self.pending)
         finally:
             self._catching_up = False
+        self.roots.after_apply()
+        self.roots.take()  # what the doc held before: no event of this batch
         seq = history.seq
         self.chunk = chunk_of(seq + 1)
         self.chunk_changes = list(chunk_changes)
@@ -128,19 +133,23 @@ class DocumentProjection:
                 self._apply_deferred()
             ops: list[Op] = []
             for delta in deltas:
-                ops += apply_delta(self.content, delta)
+                if isinstance(delta, OtherRoots):  # counted by the writer's own watch
+                    self.roots.inserted += delta.inserted
+                    self.roots.deleted += delta.deleted
+                else:
+                    ops += apply_delta(self.content, delta)
             return ops
         self._apply_deferred()
         self._deltas.clear()
         try:
-            self.doc.apply_update(update)
+            self.pending.apply(self.doc, update)  # as Yjs: structs past a clock gap wait
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:  # pycrdt panics are BaseExceptions
             # The write side validated it; if it still fails, the rooms skip it too.
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
             return []
-        self.pending.after_apply(self.doc, update)
+        self.roots.after_apply()
         ops = []
         for delta in self._deltas:
             ops += apply_delta(self.content, delta)
@@ -156,11 +165,13 @@ class DocumentProjection:
         try:
             for start in range(0, len(updates), DEFERRED_CHUNK):
                 part = updates[start : start + DEFERRED_CHUNK]
-                update = part[0] if len(part) == 1 else merge_updates(*part)
-                self.doc.apply_update(update)
-                self.pending.after_apply(self.doc, update)
+                update = part[0] if len(part) == 1 else merge_keeping_order(*part)
+                self.pending.apply(self.doc, update)  # as Yjs: structs past a clock gap wait
         finally:
             self._catching_up = False
+        # Their changes to the other root types were counted by the writer (OtherRoots).
+        self.roots.after_apply()
+        self.roots.take()
 
     def apply(self, event: EventRecord, batch: ProjectionBatch,
               deltas: list[Any] | None = None) -> None:
@@ -220,6 +231,8 @@ class DocumentProjection:
                      restored_from: int | None = None) -> None:
         ops = self._apply_update(event, update, deltas)
         inserted, deleted = counts(ops)
+        other_inserted, other_deleted = self.roots.take()  # the other root types
+        inserted, deleted = inserted + other_inserted, deleted + other_deleted
         listed = [list(op) for op in ops]
         if not batch.changes:
             batch.chunk_before = (list(self.chunk_changes) if chunk_of(event.seq) == self.chunk

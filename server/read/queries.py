@@ -22,11 +22,13 @@ from typing import Any, TypeVar
 from server.bus import EVENT, BusMessage
 from server.errors import BadRequest, NotFound, ReadSideBehind, TooLarge
 from server.events import RESTORED, REWRITES
+from server.read.content import content_at
 from server.read.cursors import CursorCodec
 from server.read.diff import DELETE, attributed_diff, word_changes
 from server.read.freshness import Freshness
 from server.read.revisions import RESTORE
-from server.read.textops import apply_ops, revert_ops
+from server.read.rich_diff import roots_diff
+from server.read.textops import apply_ops, revert_ops, visible
 from server.read.workers import Job, ReadPool
 from storage.database import open_database
 from storage.event_store import EventStore
@@ -300,7 +302,7 @@ class Queries:
             assert doc is not None
             return {"id": doc_id, "title": doc.title, "seq": 0, "text": "",
                     "updated_at": iso(doc.created_at)}
-        return {"id": doc_id, "title": view.title, "seq": view.seq, "text": view.text,
+        return {"id": doc_id, "title": view.title, "seq": view.seq, "text": visible(view.text),
                 "updated_at": iso(view.updated_at), "contributors": view.contributors}
 
     async def document_at(self, doc_id: str, seq: int) -> Json:
@@ -308,8 +310,29 @@ class Queries:
         text = "" if seq == 0 else await self._heavy(_text_job, doc_id, seq, position,
                                                           self.generations.get(doc_id, 0))
         when = position.event_time if position.event_time is not None else position.created_at
-        return {"id": doc_id, "title": position.title, "seq": seq, "text": text,
+        return {"id": doc_id, "title": position.title, "seq": seq, "text": visible(text),
                 "updated_at": iso(when)}
+
+    async def content(self, doc_id: str, seq: int | None) -> Json:
+        """The whole document at `seq` (the projected head when None): its Yjs state and
+        every root type rendered (server/yrender.py), built in a read worker."""
+        if seq is None:
+            seq = await self._fresh(doc_id, None)
+        position = await self._position(doc_id, seq)
+        answer = await self._heavy(_content_job, doc_id, seq)
+        when = position.event_time if position.event_time is not None else position.created_at
+        answer["updated_at"] = iso(when)
+        return answer
+
+    async def roots_diff(self, doc_id: str, from_seq: int, to_seq: int) -> Json:
+        """What changed in every root type between two seqs (server/read/rich_diff.py):
+        formatting shown as such, XML block by block with words diffed; in a read worker."""
+        if from_seq < 0:
+            raise BadRequest("from must be 0 or more")
+        if from_seq > to_seq:
+            raise BadRequest("from must not be after to")
+        await self._position(doc_id, to_seq, "to")
+        return await self._heavy(_roots_diff_job, doc_id, from_seq, to_seq)
 
     async def document_at_time(self, doc_id: str, at_time: str) -> Json:
         when = parse_time(at_time)
@@ -476,7 +499,8 @@ class Queries:
         return {
             "from": from_seq,
             "to": to_seq,
-            "changes": [{"op": r.op, "text": r.text, "author": r.author} for r in runs],
+            "changes": [{"op": r.op, "text": visible(r.text), "author": r.author}
+                        for r in runs if visible(r.text)],
         }
 
     async def events(self, doc_id: str, after: int, limit: int) -> Json:
@@ -513,6 +537,17 @@ async def _diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int,
                     generation: int) -> Json:
     queries.adopt(doc_id, generation)
     return await queries.diff_here(doc_id, from_seq, to_seq)
+
+
+async def _content_job(queries: Queries, doc_id: str, seq: int) -> Json:
+    return await content_at(queries.store, doc_id, seq)
+
+
+async def _roots_diff_job(queries: Queries, doc_id: str, from_seq: int, to_seq: int) -> Json:
+    before = await content_at(queries.store, doc_id, from_seq)
+    after = await content_at(queries.store, doc_id, to_seq)
+    return {"from": from_seq, "to": to_seq,
+            "roots": roots_diff(before["roots"], after["roots"])}
 
 
 def worker_queries(database_url: str, read_wait_seconds: float) -> Queries:

@@ -4,6 +4,11 @@ An op is `(pos, deleted, inserted)`: at byte offset `pos` of the UTF-8 text, `de
 removed and then `inserted` put in its place. Offsets are UTF-8 bytes because that is what
 pycrdt's Y.Text deltas count in; texts are only decoded at the edges. Ops of one event apply
 in order, each to the text the previous one left.
+
+An embed (an image, a formula: any non-string insert of a formatted Y.Text) takes one unit
+of a Yjs offset, so it takes one byte here: the EMBED marker, an ASCII control character
+nobody types. The texts and ops stored keep the markers, so later offsets stay right; what
+people read (`visible`) leaves them out, as Y.Text.toString does.
 """
 
 from __future__ import annotations
@@ -12,6 +17,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 Op = tuple[int, str, str]
+
+EMBED = "\x1a"  # one UTF-8 byte: an embed counts 1 in pycrdt's offsets as in Yjs's
+
+
+def visible(text: str) -> str:
+    """The text as people read it: embeds left out (Y.Text.toString)."""
+    return text.replace(EMBED, "") if EMBED in text else text
 
 
 def apply_delta(content: bytearray, delta: Iterable[dict[str, Any]]) -> list[Op]:
@@ -24,7 +36,7 @@ def apply_delta(content: bytearray, delta: Iterable[dict[str, Any]]) -> list[Op]
         elif "insert" in part:
             inserted = part["insert"]
             if not isinstance(inserted, str):
-                continue  # embeds have no place in a plain-text document
+                inserted = EMBED  # one unit, as Yjs counts it
             data = inserted.encode()
             content[pos:pos] = data
             if ops and ops[-1][0] == pos and not ops[-1][2]:

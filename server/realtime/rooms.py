@@ -19,8 +19,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pycrdt import merge_updates
-
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError, ReadOnlyDocument
 from server.events import STATUS_CHANGED, yjs_update
@@ -30,6 +28,7 @@ from server.realtime.connection import Connection
 from server.realtime.outbound import Outbound
 from server.realtime.presence_batch import PresenceBatch, merge
 from server.write.fanout import Committed, Origin
+from server.ykeyorder import merge_keeping_order
 from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
@@ -255,7 +254,8 @@ class Rooms:
 
 
 def _update_frame(updates: list[bytes]) -> Outbound:
-    update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+    # Merged keeping JSON objects' key order (yrs would reorder them).
+    update = updates[0] if len(updates) == 1 else merge_keeping_order(*updates)
     return Outbound(protocol.sync_update(update))
 
 

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import merge_updates
-
 from server.events import UPDATED, Absorbed, UpdateApplied, absorbed_from, encode
 from server.retention import Segment
+from server.ykeyorder import merge_keeping_order
 from storage.event_store import EventStore
 from storage.records import EventRecord
 
@@ -43,7 +42,7 @@ def _fits(segment: Segment, records: list[EventRecord]) -> bool:
 
 
 def _merged(segment: Segment, records: list[EventRecord]) -> tuple[bytes, dict[str, Any]]:
-    update = merge_updates(*(r.payload for r in records))
+    update = merge_keeping_order(*(r.payload for r in records))  # JSON keys as written
     absorbed = Absorbed(segment.from_seq, segment.events, segment.first_time,
                         segment.inserted, segment.deleted)
     meta = encode(UpdateApplied(update, absorbed), segment.actor, records[-1].time).meta

@@ -187,18 +187,21 @@ class WriteSide:
                                    command.actor)
 
     async def _restore(self, command: RestoreRevision) -> EventRecord:
-        """One event that makes the text what it was at `command.seq` (history only grows)."""
+        """One event that makes every root type what it was at `command.seq` (history only
+        grows). CannotRestore (422) and nothing appended if some content cannot be."""
         await self._seq_in_log(command.doc_id, command.seq)
-        target = await self.text_at(command.doc_id, command.seq)
+        target = await self.state_at(command.doc_id, command.seq)
 
         def decide(document: LiveDocument) -> Event:
             if document.read_only:  # published or archived: its text stays as it is
                 raise ReadOnlyDocument(f"document is {document.status}: reopen it first")
             # Planned against the live document under its lock, so concurrent edits that
             # committed meanwhile are kept where the restore does not touch them.
-            update = plan_restore(document.state(), document.current_text(), target)
+            update = plan_restore(document.state(), target)
+            if update is not None:  # yrs wrote its JSON objects: their writers' key order
+                update = document.pending.key_orders.restore(update)
             if update is None:
-                # Already that text: still record who restored what, with an empty update.
+                # Already that document: still record who restored what, with an empty update.
                 return RevisionRestored(EMPTY_UPDATE, command.seq, command.revision)
             document.try_apply(update)
             return RevisionRestored(update, command.seq, command.revision)
@@ -331,6 +334,13 @@ class WriteSide:
 
         await self._propose(command.doc_id, decide, command.actor)
         return created
+    async def state_at(self, doc_id: str, seq: int) -> bytes:
+        """The whole Yjs state after events 1..seq, straight from the log."""
+        doc: Doc[Any] = Doc()
+        if seq > 0:
+            history = await read_history(self.store, doc_id, seq)
+            replay(doc, history.state, history.events, PendingUpdates())
+        return doc.get_update()
 
     async def text_at(self, doc_id: str, seq: int) -> str:
         """The text after events 1..seq, straight from the log (the write side's own view)."""

@@ -17,6 +17,8 @@ from pycrdt import Doc, Text, TransactionEvent, merge_updates
 from server.errors import InvalidUpdate, MalformedMessage, TaintingUpdate
 from server.events import STATUS_CHANGED, absorbed_from, yjs_update
 from server.review_status import DRAFT, READ_ONLY
+from server.root_watch import OtherRoots, RootWatch
+from server.write.surrogates import SurrogateIndex
 from server.ydoc import History, PendingUpdates, replay
 from storage.records import EventRecord
 
@@ -38,12 +40,14 @@ class LiveDocument:
         # The review status (server.review_status): published and archived documents
         # refuse edits. Set at load from the log, by a status decision, and by catch-up.
         self.status = DRAFT
+        self.surrogates = SurrogateIndex()  # updates cutting an emoji in half are refused
         self._changed = False
         self._subscription = self.doc.observe(self._on_transaction)
         # The Y.Text deltas of each apply, kept only when a projector in this process asked
         # for them (capture_text_deltas): it then needs no Doc of its own to find them.
         self._text_deltas: list[Any] | None = None
         self._text_subscription: Any = None
+        self._roots: RootWatch | None = None
         # Sync step 2 answers at `_answers_seq`, by state vector: clients joining together (a
         # join storm, everyone back after a restart) mostly send the same one, and encoding a
         # large document's state costs milliseconds each time.
@@ -56,6 +60,10 @@ class LiveDocument:
             # The raw Rust-side subscription (as the projector's): pycrdt's wrapper converts
             # every attribute of the event.
             self._text_subscription = self.text.integrated.observe(self._on_text)
+            # ... and what each apply changed in the other root types, for its revisions.
+            self._roots = RootWatch(self.doc)
+            self._roots.after_apply()
+            self._roots.take()  # what the doc held already
 
     def _on_text(self, event: Any) -> None:
         assert self._text_deltas is not None
@@ -66,6 +74,12 @@ class LiveDocument:
         taken = self._text_deltas
         if taken is not None:
             self._text_deltas = []
+            roots = self._roots
+            assert roots is not None
+            roots.after_apply()
+            inserted, deleted = roots.take()
+            if inserted or deleted:
+                taken.append(OtherRoots(inserted, deleted))
         return taken
 
     def _on_transaction(self, _event: TransactionEvent) -> None:
@@ -74,6 +88,8 @@ class LiveDocument:
     def load(self, history: History) -> None:
         """Build the doc from a snapshot plus the events after it."""
         replay(self.doc, history.state, history.events, self.pending)
+        self.surrogates.add_all([history.state or b"\x00\x00",
+                                 *(u for u in map(yjs_update, history.events) if u)])
         self.applied_seq = history.seq
 
     # Applying
@@ -87,16 +103,19 @@ class LiveDocument:
         panicked mid-apply (the doc may be half-changed: rebuild it from the log).
         """
         self._changed = False
+        self.surrogates.check(update)  # before yrs sees it: refused, nothing touched
         try:
-            self.doc.apply_update(update)
+            # Structs past a gap in their client's clocks are held back, as Yjs does.
+            waiting = self.pending.apply(self.doc, update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except ValueError as exc:  # a decode error: raised before anything is integrated
             raise InvalidUpdate(f"update does not apply: {str(exc)[:80]}") from None
         except BaseException as exc:  # pycrdt panics are BaseExceptions
             raise TaintingUpdate(f"update does not apply: {str(exc)[:80]}") from None
+        self.surrogates.add(update)
         # Structs waiting for their dependencies change nothing yet, but must be stored.
-        return self.pending.after_apply(self.doc, update) or self._changed
+        return waiting or self._changed
 
     def apply_event(self, event: EventRecord) -> bool:
         """Apply a committed event from the log (another node's, or one we missed); False if
@@ -115,13 +134,13 @@ class LiveDocument:
         update = yjs_update(event)
         if update is not None:
             try:
-                self.doc.apply_update(update)
+                self.pending.apply(self.doc, update)
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
             except BaseException:
                 log.exception("event %s/%s in the log does not apply", self.doc_id, event.seq)
             else:
-                self.pending.after_apply(self.doc, update)
+                self.surrogates.add(update)
         self.applied_seq = event.seq
         return True
 
@@ -153,6 +172,8 @@ class LiveDocument:
                 # yrs leaves pending structs out of what it encodes; a newcomer needs them too,
                 # to integrate them when their dependencies arrive.
                 update = merge_updates(update, *self.pending.updates)
+            # yrs forgets the key order of JSON objects; the writers' order is put back.
+            update = self.pending.key_orders.restore(update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:
@@ -160,7 +181,7 @@ class LiveDocument:
         return update
 
     def state(self) -> bytes:
-        return self.doc.get_update()
+        return self.pending.key_orders.restore(self.doc.get_update())
 
     @property
     def read_only(self) -> bool:

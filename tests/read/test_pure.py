@@ -165,7 +165,9 @@ def test_restore_plan_turns_the_text_into_the_target(seed: int) -> None:
     text.insert(0, "".join(rng.choice("ab é😀\n") for _ in range(rng.randint(0, 60))))
     current = str(text)
     target = "".join(rng.choice("ab é😀\n") for _ in range(rng.randint(0, 60)))
-    update = plan_restore(doc.get_update(), current, target)
+    then: Doc = Doc()
+    then.get("content", type=Text).insert(0, target)
+    update = plan_restore(doc.get_update(), then.get_update())
     if current == target:
         assert update is None
         return

@@ -1,0 +1,74 @@
+"""What keeping to Yjs costs per applied update: the server's apply (clock gaps held back,
+key orders learned, surrogate pairs checked) against pycrdt's bare apply, in one run.
+
+    .venv/bin/python bench/yjs_order_cost.py [--updates 5000]
+
+Two corpora of one-character edits typed by one client (mostly appended, every seventh at the
+start): ASCII only, and one character in three an emoji (so the surrogate check parses every
+update). CPU time per update (process time), each side run twice, alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pycrdt import Doc, Text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.write.surrogates import SurrogateIndex
+from server.ydoc import PendingUpdates
+
+
+def corpus(chars: str, n: int) -> list[bytes]:
+    source: Doc[Any] = Doc()
+    text = source.get("content", type=Text)
+    out = []
+    for i in range(n):
+        state = source.get_state()
+        text.insert(len(text) if i % 7 else 0, chars[i % len(chars)])
+        out.append(source.get_update(state))
+    return out
+
+
+def bare(updates: list[bytes]) -> float:
+    doc: Doc[Any] = Doc()
+    pending = PendingUpdates()
+    start = time.process_time()
+    for update in updates:
+        doc.apply_update(update)
+        pending.after_apply(doc, update)  # what the server did before issue 13
+    return time.process_time() - start
+
+
+def kept_to_yjs(updates: list[bytes]) -> float:
+    doc: Doc[Any] = Doc()
+    pending = PendingUpdates()
+    pairs = SurrogateIndex()
+    start = time.process_time()
+    for update in updates:
+        pairs.check(update)
+        pending.apply(doc, update)
+        pairs.add(update)
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=5000)
+    n = parser.parse_args().updates
+    print("| corpus | bare apply us/update | kept to Yjs us/update | ratio |")
+    print("|---|---|---|---|")
+    for name, chars in (("ASCII", "abc"), ("one emoji in three", "ab\U0001F600")):
+        updates = corpus(chars, n)
+        b = min(bare(updates), bare(updates)) / n * 1e6
+        k = min(kept_to_yjs(updates), kept_to_yjs(updates)) / n * 1e6
+        print(f"| {name} | {b:.1f} | {k:.1f} | {k / b:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
