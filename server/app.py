@@ -143,7 +143,7 @@ def create_app(settings: Settings) -> Starlette:
     fanout: FanOut = rooms
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings, supervisor)
-        if settings.role in WRITE_ROLES:
+        if settings.role in WRITE_ROLES and settings.projector_same_process:
             # In one process the projector takes what the writers commit, with the text
             # deltas of their own apply, instead of reading the log and applying it again.
             fanout = Tee(rooms, functools.partial(_offer, projector))
