@@ -1,7 +1,7 @@
 """Store size of the whole automerge-paper history (259,778 events), read models included.
 
     .venv/bin/python bench/store_size.py                         # SQLite and PostgreSQL
-    .venv/bin/python bench/store_size.py --baseline-tree /work/x  # also an older checkout,
+    .venv/bin/python bench/store_size.py --baseline-tree /tmp/base   # also an older checkout,
                                                                   # and that store migrated
     .venv/bin/python bench/store_size.py --patches 20000 --backends sqlite   # a quick look
 

@@ -140,7 +140,11 @@ class Projector:
 
     def offer(self, doc_id: str, events: Sequence[tuple[EventRecord, list[Any] | None]]) -> None:
         """Events just committed by this process, in seq order, each with its text deltas
-        (None when unknown). Bounded: past MAX_OFFERED the document is read from the log."""
+        (None when unknown). Bounded: past MAX_OFFERED the document is read from the log.
+        Kept only for a document this projector is following (another node's projector may
+        hold the lease: nothing would take them)."""
+        if doc_id not in self._cache:
+            return
         held = self._offered.setdefault(doc_id, [])
         held.extend(events)
         if len(held) > MAX_OFFERED:
