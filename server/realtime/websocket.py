@@ -10,10 +10,11 @@ rate is slowed down, not closed. Why every connection ended is logged here, at I
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.auth import Access, Principal, origin_allowed
 from server.errors import NotFound, PalimpsestError, TextFrame, TooLarge
@@ -129,7 +130,9 @@ class DocumentSocket:
             except StorageError as exc:
                 log.warning("cannot open %s: %s", doc_id, exc)
                 ending.set(*STORAGE_DOWN)
-                await websocket.close(*STORAGE_DOWN)
+                # The client may have given up meanwhile (a pool wait lasts 30 s).
+                with contextlib.suppress(WebSocketDisconnect):
+                    await websocket.close(*STORAGE_DOWN)
                 return
             await self._live(websocket, principal, session, opened, ending)
         finally:
