@@ -168,7 +168,8 @@ async def measure(url: str, trace: Trace, count: int, samples: int, peers: int,
             peer_wall.append(time.perf_counter() - t0)
         out["naive_scan_wall"] = pct(peer_wall)
         sizes = {}
-        for table in ("history_marks", "search_texts", "activity_minutes", "status_history"):
+        for table in ("history_marks", "history_words", "search_texts", "activity_minutes",
+                      "status_history"):
             sizes[table] = await _size(db, table)
         out["bytes"] = sizes
     finally:

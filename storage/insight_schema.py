@@ -95,8 +95,19 @@ history_marks = Table(
     Column("text", LargeBinary, nullable=False),
 )
 
+# The words each stretch of MARK_EVERY events touched (zlib, distinct, sorted, newline-joined,
+# ASCII-lower-cased): history search replays a stretch whose ends agree only when one of them
+# could belong to the phrase. `stretch` is (seq - 1) // MARK_EVERY of the events it holds.
+history_words = Table(
+    "history_words",
+    metadata,
+    Column("doc_id", String(200), primary_key=True),
+    Column("stretch", BigInteger, primary_key=True, autoincrement=False),
+    Column("words", LargeBinary, nullable=False),
+)
+
 INSIGHT_TABLES = (insight_checkpoints, review_status, status_history, activity_minutes,
-                  activity_authors, search_texts, history_marks)
+                  activity_authors, search_texts, history_marks, history_words)
 
 # The write side reads a document's latest status event through this partial index.
 STATUS_KIND = "status"

@@ -23,6 +23,7 @@ from storage.insight_schema import (
     activity_authors,
     activity_minutes,
     history_marks,
+    history_words,
     insight_checkpoints,
     review_status,
     search_texts,
@@ -78,6 +79,8 @@ class InsightBatch:
     search: tuple[str, str] | None = None  # (title, text) now
     search_seq: int = 0  # the last event that changed them (a pure function of the log)
     marks: list[tuple[int, str]] = field(default_factory=list)
+    # Per stretch of MARK_EVERY events, the lower-cased words its edits touched.
+    words: dict[int, set[bytes]] = field(default_factory=dict)
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -141,6 +144,24 @@ class InsightStore:
                 await conn.execute(insert(history_marks), [
                     {"doc_id": batch.doc_id, "seq": seq, "text": zlib.compress(t.encode(), 6)}
                     for seq, t in batch.marks])
+            await self._save_words(conn, batch)
+
+    async def _save_words(self, conn: AsyncConnection, batch: InsightBatch) -> None:
+        """Merge the batch's words into each stretch's row: sorted and distinct, so the rows
+        do not depend on where batches begin and end (a rebuild gives the same bytes)."""
+        for stretch, words in sorted(batch.words.items()):
+            key = (history_words.c.doc_id == batch.doc_id,
+                   history_words.c.stretch == stretch)
+            kept = (await conn.execute(select(history_words.c.words).where(*key))).scalar()
+            merged = set(words)
+            if kept is not None:
+                merged.update(w for w in zlib.decompress(kept).split(b"\n") if w)
+            data = zlib.compress(b"\n".join(sorted(merged)), 6)
+            if kept is None:
+                await conn.execute(insert(history_words).values(
+                    doc_id=batch.doc_id, stretch=stretch, words=data))
+            else:
+                await conn.execute(update(history_words).where(*key).values(words=data))
 
     async def _guard(self, conn: AsyncConnection, batch: InsightBatch) -> None:
         await conn.execute(_insert(conn, insight_checkpoints).values(

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 
 from storage.database import Database
-from storage.insight_schema import history_marks, insight_checkpoints, search_texts
+from storage.insight_schema import (
+    history_marks,
+    history_words,
+    insight_checkpoints,
+    search_texts,
+)
 
 MARK_START = "\x02"
 MARK_END = "\x03"
@@ -96,3 +101,14 @@ async def mark_text(db: Database, doc_id: str, seq: int) -> str:
         data = (await conn.execute(select(history_marks.c.text).where(
             history_marks.c.doc_id == doc_id, history_marks.c.seq == seq))).scalar_one()
     return zlib.decompress(data).decode()
+
+
+async def stretch_words(db: Database, doc_id: str, until_stretch: int) -> dict[int, bytes]:
+    """The words each stretch of history touched (storage.insight_schema.history_words), as
+    lower-cased words joined by newlines; a stretch without a row had no edit."""
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(history_words.c.stretch, history_words.c.words)
+            .where(history_words.c.doc_id == doc_id,
+                   history_words.c.stretch <= until_stretch))).all()
+    return {int(r[0]): zlib.decompress(r[1]) for r in rows}

@@ -9,6 +9,12 @@ its time: `inserted`/`deleted` are characters (code points); `words_added`/`word
 are the rise or fall of the document's word count (a word: a run of characters other than
 ASCII whitespace), so typing a word adds one and deleting it removes one; `active_seconds`
 is the time since the author's previous edit of this document, when at most IDLE_GAP.
+
+History words, per edit event, for the stretch of MARK_EVERY events it belongs to: the
+lower-cased words each change touched, in the text before it (around what it removed) and
+after it (around what it inserted), each reaching one word further over the whitespace at
+either end. An occurrence of a phrase that a change creates or destroys holds one of them
+(server.read.search relies on it to skip the stretches no change of presence can be in).
 """
 
 from __future__ import annotations
@@ -62,10 +68,25 @@ def _edge_right(content: bytearray, pos: int) -> int:
     return pos
 
 
-def fold_delta(content: bytearray, delta: list[dict[str, Any]]) -> tuple[int, int, int]:
+def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
+    """Add to `into` the lower-cased words overlapping content[start:end], and the nearest
+    word on either side across whitespace (for an empty span: the words at its two sides).
+    A phrase's occurrence that overlaps the span, or straddles an empty one, holds one."""
+    while start > 0 and content[start - 1] in WHITESPACE:
+        start -= 1
+    end_of_text = len(content)
+    while end < end_of_text and content[end] in WHITESPACE:
+        end += 1
+    into.update(bytes(content[_edge_left(content, start):_edge_right(content, end)])
+                .lower().split())
+
+
+def fold_delta(content: bytearray, delta: list[dict[str, Any]],
+               touched: set[bytes] | None = None) -> tuple[int, int, int]:
     """Apply a Y.Text delta (UTF-8 byte offsets, as pycrdt counts) to `content` in place;
     (characters inserted, characters deleted, change of the word count). Only the words
-    touching each change are counted again: the rest of the text keeps its words."""
+    touching each change are counted again: the rest of the text keeps its words. With
+    `touched`, the words each change touched are added to it (`touch`, before and after)."""
     inserted = deleted = words = 0
     pos = 0
     for part in delta:
@@ -78,7 +99,11 @@ def fold_delta(content: bytearray, delta: list[dict[str, Any]]) -> tuple[int, in
             data = value.encode()
             left, right = _edge_left(content, pos), _edge_right(content, pos)
             before = _words(content[left:right])
+            if touched is not None:
+                touch(content, pos, pos, touched)
             content[pos:pos] = data
+            if touched is not None:
+                touch(content, pos, pos + len(data), touched)
             words += _words(content[left:right + len(data)]) - before
             inserted += len(value)
             pos += len(data)
@@ -87,7 +112,11 @@ def fold_delta(content: bytearray, delta: list[dict[str, Any]]) -> tuple[int, in
             left, right = _edge_left(content, pos), _edge_right(content, pos + length)
             before = _words(content[left:right])
             deleted += len(bytes(content[pos:pos + length]).decode(errors="replace"))
+            if touched is not None:
+                touch(content, pos, pos + length, touched)
             del content[pos:pos + length]
+            if touched is not None:
+                touch(content, pos, pos, touched)
             words += _words(content[left:right - length]) - before
     return inserted, deleted, words
 
@@ -169,9 +198,13 @@ class DocumentInsight:
             return
         self.pending.after_apply(self.doc, update)
         inserted = deleted = words = 0
+        touched: set[bytes] = set()
         for delta in self._deltas:
-            i, d, w = fold_delta(self.content, delta)
+            i, d, w = fold_delta(self.content, delta, touched)
             inserted, deleted, words = inserted + i, deleted + d, words + w
+        if touched:
+            # The stretch ending at the mark on the grid (a mark at k * MARK_EVERY closes it).
+            batch.words.setdefault((event.seq - 1) // MARK_EVERY, set()).update(touched)
         counts = batch.activity.setdefault((minute(event.time), event.actor), ActivityCounts())
         counts.events += count
         counts.inserted += inserted

@@ -8,9 +8,10 @@ keeps the text every MARK_EVERY events (history marks); the phrase is looked for
 case-insensitively) in each mark and in the current text. Where two neighbours disagree, the
 stretch between them is replayed from the mark's text with the read side's text changes (one
 read), the phrase's occurrences counted again only around each change: every change of
-presence in it is found, at its exact seq. A stretch whose ends agree is replayed only when
-short (EXACT_SCAN: a small document, the events after the last mark); in a longer one, a
-phrase that appears and disappears again within it is not seen (docs/architecture.md).
+presence in it is found, at its exact seq. A stretch whose ends agree may still hold changes
+(the phrase appeared and disappeared again within it): it is replayed when one of the words
+its edits touched (server.read.insight_fold.touch, kept per stretch) could belong to an
+occurrence of the phrase; otherwise no change created or destroyed one, and it is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import BadRequest
+from server.read import insight_fold
 from server.read.insight_freshness import InsightFreshness
 from server.read.queries import Queries
 from storage.database import Database
@@ -33,6 +35,7 @@ from storage.search import (
     mark_seqs,
     mark_text,
     search,
+    stretch_words,
     terms,
 )
 
@@ -47,12 +50,25 @@ MAX_QUERY = 200
 SCAN_PAGES = 10  # pages of ranked hits one search may read past unreadable documents
 SNIPPET_CONTEXT = 60
 MARK_CACHE_BYTES = 64_000_000  # lower-cased mark texts kept in memory (a 260k-event paper: 4 MB)
-EXACT_SCAN = 512  # a stretch this short is replayed event by event: nothing in it is missed
 
 
 def marked_html(snippet: str) -> str:
     """Escape everything, then turn the store's match markers into <mark> tags."""
     return (html.escape(snippet).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>"))
+
+
+def could_change(touched: bytes, parts: list[bytes]) -> bool:
+    """Whether an occurrence of the phrase made of the words `parts` could hold one of the
+    words in `touched` (newline-joined). In the text, an occurrence's first word ends with
+    the phrase's first, its last starts with the phrase's last, the ones between are equal
+    (a one-word phrase: inside a word)."""
+    if not parts:
+        return True
+    if len(parts) == 1:
+        return parts[0] in touched  # words hold no newline: inside one of them
+    lines = b"\n" + touched + b"\n"
+    return (parts[0] + b"\n" in lines or b"\n" + parts[-1] in lines
+            or any(b"\n" + word + b"\n" in lines for word in parts[1:-1]))
 
 
 def clean_query(q: str | None) -> str:
@@ -105,10 +121,15 @@ class SearchQueries:
         if seq > points[-1][0]:
             points.append((seq, (now[1] if now is not None and now[0] == seq
                                  else await self.queries.text_at(doc_id, seq)).encode().lower()))
+        every = insight_fold.MARK_EVERY
+        touched = await stretch_words(self.db, doc_id, (seq - 1) // every) if seq > 0 else {}
+        parts = needle.split()  # ASCII whitespace, as the fold splits words
         found: list[Found] = []
         for (a, text_a), (b, text_b) in itertools.pairwise(points):
             had, has = needle in text_a, needle in text_b
-            if had != has or b - a <= EXACT_SCAN:
+            # The events in (a, b] are kept under the stretches (seq - 1) // every.
+            if had != has or any(could_change(touched.get(k, b""), parts)
+                                 for k in range(a // every, (b - 1) // every + 1)):
                 found += await self._scan(doc_id, needle, a, b, text_a)
         items = [await self._item(doc_id, phrase, f) for f in found]
         return {"items": items, "seq": seq, "phrase": phrase}
