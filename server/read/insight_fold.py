@@ -19,6 +19,7 @@ either end. An occurrence of a phrase that a change creates or destroys holds on
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from typing import Any
@@ -68,17 +69,26 @@ def _edge_right(content: bytearray, pos: int) -> int:
     return pos
 
 
-def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
-    """Add to `into` the lower-cased words overlapping content[start:end], and the nearest
-    word on either side across whitespace (for an empty span: the words at its two sides).
-    A phrase's occurrence that overlaps the span, or straddles an empty one, holds one."""
+def _reach(content: bytearray, start: int, end: int) -> tuple[int, int]:
+    """content[start:end] widened to whole words, and one word further across whitespace."""
     while start > 0 and content[start - 1] in WHITESPACE:
         start -= 1
     end_of_text = len(content)
     while end < end_of_text and content[end] in WHITESPACE:
         end += 1
-    into.update(bytes(content[_edge_left(content, start):_edge_right(content, end)])
-                .lower().split())
+    return _edge_left(content, start), _edge_right(content, end)
+
+
+def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
+    """Add to `into` the lower-cased words overlapping content[start:end] and the nearest word
+    on either side across whitespace (for an empty span: the words at its two sides), and,
+    as "left right", every two neighbouring words of that reach widened by one more word. A
+    phrase's occurrence that overlaps the span, or straddles an empty one, holds one of those
+    words, and, if it has two words or more, one of those pairs."""
+    left, right = _reach(content, start, end)
+    into.update(bytes(content[left:right]).lower().split())
+    wide = bytes(content[slice(*_reach(content, left, right))]).lower().split()
+    into.update(b" ".join(pair) for pair in itertools.pairwise(wide))
 
 
 def fold_delta(content: bytearray, delta: list[dict[str, Any]],

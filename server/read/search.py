@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,17 +59,20 @@ def marked_html(snippet: str) -> str:
 
 
 def could_change(touched: bytes, parts: list[bytes]) -> bool:
-    """Whether an occurrence of the phrase made of the words `parts` could hold one of the
-    words in `touched` (newline-joined). In the text, an occurrence's first word ends with
-    the phrase's first, its last starts with the phrase's last, the ones between are equal
-    (a one-word phrase: inside a word)."""
-    if not parts:
-        return True
-    if len(parts) == 1:
-        return parts[0] in touched  # words hold no newline: inside one of them
-    lines = b"\n" + touched + b"\n"
-    return (parts[0] + b"\n" in lines or b"\n" + parts[-1] in lines
-            or any(b"\n" + word + b"\n" in lines for word in parts[1:-1]))
+    """Whether an occurrence of the phrase made of the words `parts` could hold what a stretch's
+    changes touched (`touched`: newline-separated words and "left right" pairs of neighbouring
+    words, insight_fold.touch). In the text an occurrence's first word ends with the phrase's
+    first, its last starts with the phrase's last, the ones between are equal: a one-word phrase
+    lies inside a touched word; a longer one needs a touched pair that fits two neighbours."""
+    if len(parts) < 2:
+        return not parts or parts[0] in touched  # words hold no newline: inside one of them
+    last = len(parts) - 1
+    fits = []
+    for i in range(last):
+        left = rb"[^ \n]*" + re.escape(parts[0]) if i == 0 else re.escape(parts[i])
+        right = re.escape(parts[last]) + rb"[^ \n]*" if i + 1 == last else re.escape(parts[i + 1])
+        fits.append(left + b" " + right)
+    return re.search(rb"(?m)^(?:" + b"|".join(fits) + rb")$", touched) is not None
 
 
 def clean_query(q: str | None) -> str:
