@@ -56,14 +56,23 @@ def _words(region: bytes | bytearray) -> int:
     return len(WORD.findall(region))
 
 
+# How far a word's edge is looked for. A run of text with no whitespace (pasted data, a
+# client appending megabytes of one "word") would otherwise be walked byte by byte on every
+# edit: O(length) per event on the event loop. Counting is unchanged (the same clipped edge is
+# used before and after a change); an indexed word longer than this is kept by its first or
+# last MAX_WORD bytes.
+MAX_WORD = 256
+
+
 def _edge_left(content: bytearray, pos: int) -> int:
-    while pos > 0 and content[pos - 1] not in WHITESPACE:
+    stop = max(0, pos - MAX_WORD)
+    while pos > stop and content[pos - 1] not in WHITESPACE:
         pos -= 1
     return pos
 
 
 def _edge_right(content: bytearray, pos: int) -> int:
-    end = len(content)
+    end = min(len(content), pos + MAX_WORD)
     while pos < end and content[pos] not in WHITESPACE:
         pos += 1
     return pos
@@ -71,9 +80,10 @@ def _edge_right(content: bytearray, pos: int) -> int:
 
 def _reach(content: bytearray, start: int, end: int) -> tuple[int, int]:
     """content[start:end] widened to whole words, and one word further across whitespace."""
-    while start > 0 and content[start - 1] in WHITESPACE:
+    stop = max(0, start - MAX_WORD)
+    while start > stop and content[start - 1] in WHITESPACE:
         start -= 1
-    end_of_text = len(content)
+    end_of_text = min(len(content), end + MAX_WORD)
     while end < end_of_text and content[end] in WHITESPACE:
         end += 1
     return _edge_left(content, start), _edge_right(content, end)

@@ -22,7 +22,11 @@ from tests.support.server_process import ServerProcess
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-def token(user: str, docs: dict[str, str], ttl: float = 600, **kwargs: Any) -> str:
+# Long enough for the whole suite: modules mint tokens when they are imported, at collection.
+SUITE_TTL = 4 * 3600
+
+
+def token(user: str, docs: dict[str, str], ttl: float = SUITE_TTL, **kwargs: Any) -> str:
     return mint(SECRET, user, docs, ttl, **kwargs)
 
 
