@@ -36,6 +36,7 @@ from server.events import (
     absorbed_from,
     decode,
 )
+from server.read.textops import EMBED, visible
 from server.ydoc import History, PendingUpdates, replay
 from storage.insights import ActivityCounts, InsightBatch, StatusRow, TransitionRow
 from storage.records import EventRecord
@@ -115,7 +116,7 @@ def fold_delta(content: bytearray, delta: list[dict[str, Any]],
         elif "insert" in part:
             value = part["insert"]
             if not isinstance(value, str):
-                continue
+                value = EMBED  # one unit, as Yjs and the read side's text ops count it
             data = value.encode()
             left, right = _edge_left(content, pos), _edge_right(content, pos)
             before = _words(content[left:right])
@@ -197,7 +198,7 @@ class DocumentInsight:
                 self._edit(event, update, batch, 1)
             case DocumentCreated(title) | DocumentRenamed(title):
                 self.title = title
-                batch.search = (self.title, self.text_now())
+                batch.search = (self.title, visible(self.text_now()))
                 batch.search_seq = event.seq
             case StatusChanged(from_status, to_status, note):
                 self._transition(event, from_status, to_status, note, batch)

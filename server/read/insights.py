@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from server.bus import Bus, BusMessage
 from server.read.insight_fold import DocumentInsight, NeedsReset
+from server.read.textops import visible
 from server.supervision import Supervisor
 from server.ydoc import read_history
 from storage.database import Database
@@ -143,7 +144,7 @@ class InsightFollower:
         if batch.to_seq == checkpoint:
             return checkpoint
         if batch.search is not None:
-            batch.search = (insight.title, insight.text_now())
+            batch.search = (insight.title, visible(insight.text_now()))
         try:
             await self.insights.save(batch)
         except BaseException:
