@@ -34,6 +34,8 @@ from storage.status import status_row
 
 log = logging.getLogger(__name__)
 
+COALESCE_SECONDS = 0.5  # between two passes of the follower under a burst of edits
+
 Progress = Callable[[str, int], None]
 
 
@@ -99,6 +101,11 @@ class InsightFollower:
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            # Let a burst of edits pile up: one pass (one save, one search-text update, which
+            # re-indexes the document's text) for them all, instead of one per commit holding
+            # SQLite's write lock against the writers' commits. Well within the second search
+            # and the stream promise.
+            await asyncio.sleep(COALESCE_SECONDS)
 
     async def catch_up(self) -> int:
         """One pass: every document up to its head. Returns events folded."""
