@@ -298,7 +298,10 @@ def split_ready(update: bytes, state_vector: bytes) -> tuple[bytes | None, bytes
         client = r.uint()
         if r.uint() <= state.get(client, 0):
             return update, None
-        return None, update
+        if update.endswith(b"\x00"):
+            return None, update  # an empty delete set ends the update: nothing else to apply
+        # Held structs, but their deletions (of other items) apply now, as Yjs applies them:
+        # the full parse below separates the two.
     r.pos = 0
     ready: list[tuple[int, int, list[bytes]]] = []
     held: list[tuple[int, int, list[bytes]]] = []

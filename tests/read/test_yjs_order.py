@@ -39,6 +39,33 @@ def test_a_struct_past_a_gap_in_its_clients_clocks_waits_as_in_yjs() -> None:
     assert not pending
 
 
+def test_deletions_in_an_update_whose_structs_wait_apply_at_once_as_in_yjs() -> None:
+    # One client's update holding a struct past a gap in its clocks (held) and the deletion
+    # of a character the server has (applied now: Yjs holds structs, not known deletions).
+    # Client ids fixed so that the update takes split_ready's one-client fast path.
+    source: Doc[Any] = Doc(client_id=5)
+    source.get("t", type=Text).insert(0, "hello")
+    first = source.get_update()
+    writer: Doc[Any] = Doc(client_id=7)
+    writer.apply_update(first)
+    text = writer.get("t", type=Text)
+    text.insert(0, "R")  # never sent: the gap
+    sent = writer.get_state()
+    text.insert(1, "!")
+    del text[6]  # the "o" of "hello"
+    update = writer.get_update(sent)
+    assert update[:1] == b"\x01" and b"\x0a" not in update
+    doc: Doc[Any] = Doc()
+    pending = PendingUpdates()
+    pending.apply(doc, first)
+    ready, held = split_ready(update, doc.get_state())
+    assert ready is not None and held is not None
+    assert pending.apply(doc, update) is True
+    assert str(doc.get("t", type=Text)) == "hell"  # the "o" gone, the "!" waits
+    pending.apply(doc, writer.get_update(doc.get_state()))
+    assert str(doc.get("t", type=Text)) == str(text) == "R!hell"
+
+
 def test_held_structs_are_in_the_snapshot_and_come_back_held() -> None:
     first, _gap, later = _edits()
     doc: Doc[Any] = Doc()
