@@ -15,6 +15,9 @@ as soon as its origins are there; Yjs makes it wait, with every later struct of 
 until the gap is filled. So every update goes through `PendingUpdates.apply`, which holds
 such structs back (`server/ystructs.split_ready`) and gives them to yrs once the gap is
 filled: the server's doc, its history and its newcomers then show what Yjs clients show.
+A deletion of an item the doc does not hold yet is kept pending by yrs (as by Yjs) but, like
+pending structs, left out of what yrs encodes: it is tracked here too
+(`server/ystructs.unseen_deletions`), and an update made only of such deletions is stored.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pycrdt import Doc, get_update, merge_updates
 
 from server.events import yjs_update
 from server.ykeyorder import KeyOrders, merge_keeping_order
-from server.ystructs import split_ready
+from server.ystructs import split_ready, unseen_deletions
 from storage.event_store import EventStore
 from storage.records import EventRecord
 
@@ -41,16 +44,18 @@ def _has_unintegrated(update: bytes, state: bytes) -> bool:
 class PendingUpdates:
     def __init__(self) -> None:
         self._unintegrated: list[bytes] = []  # what yrs keeps pending
+        self._deletions: list[bytes] = []  # deletions yrs keeps pending (unseen_deletions)
         self.held: list[bytes] = []  # what waits for a gap in its client's clocks
         self.key_orders = KeyOrders()  # JSON objects' key order, which yrs forgets
 
     @property
     def updates(self) -> list[bytes]:
-        """Every struct the doc does not show yet: what a snapshot and a newcomer need."""
-        return self._unintegrated + self.held
+        """Every struct and deletion the doc does not show yet: what a snapshot and a
+        newcomer need."""
+        return self._unintegrated + self._deletions + self.held
 
     def __bool__(self) -> bool:
-        return bool(self._unintegrated or self.held)
+        return bool(self._unintegrated or self._deletions or self.held)
 
     def apply(self, doc: Any, update: bytes) -> bool:
         """Apply `update` to `doc` as Yjs would (structs past a clock gap held back); True
@@ -88,13 +93,19 @@ class PendingUpdates:
         if self._unintegrated:
             self._unintegrated = [u for u in self._unintegrated
                                   if _has_unintegrated(u, state)]
+        if self._deletions:
+            self._deletions = [d for d in self._deletions
+                               if unseen_deletions(d, state) is not None]
+        unseen = unseen_deletions(update, state)
+        if unseen is not None:
+            self._deletions.append(unseen)
         rest = get_update(update, state)
         if rest[:1] != b"\x00":
             # Only what did not integrate (and the update's delete set): a snapshot loaded
             # with pending structs must not keep the whole snapshot as "pending".
             self._unintegrated.append(rest)
             return True
-        return False
+        return unseen is not None
 
     def snapshot_state(self, doc: Doc[Any]) -> bytes:
         """The doc's encoded state with every pending struct in it: what a snapshot stores."""

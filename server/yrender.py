@@ -97,30 +97,58 @@ def text_string(diff: list[tuple[Any, dict[str, Any] | None]]) -> str:
     return "".join(insert for insert, _ in diff if isinstance(insert, str))
 
 
+def _js_string(value: Any) -> str:
+    """A JSON value as JavaScript's String() prints it (what Yjs's toString writes)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list):
+        return ",".join("" if v is None else _js_string(v) for v in value)
+    return str(value)
+
+
 def _attr_value(value: Any) -> str:
-    plained = plain(value)
-    if isinstance(plained, str):
-        return plained
-    if isinstance(plained, bool):
-        return "true" if plained else "false"
-    if isinstance(plained, (dict, list)):
-        return "[object Object]" if isinstance(plained, dict) else ",".join(map(str, plained))
-    return "null" if plained is None else str(plained)
+    return _js_string(plain(value))
+
+
+def _utf16_units(text: str) -> list[str]:
+    raw = text.encode("utf-16-le", "surrogatepass")
+    return [raw[i : i + 2].decode("utf-16-le", "surrogatepass") for i in range(0, len(raw), 2)]
+
+
+def _format_pairs(value: Any) -> list[tuple[str, Any]]:
+    """What Yjs's `for (const key in value)` gives for a formatting value: an object's
+    entries, a string's or an array's (index, element) pairs, nothing for anything else;
+    sorted as Yjs sorts them (by key, as strings)."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = [(str(i), unit) for i, unit in enumerate(_utf16_units(value))]
+    elif isinstance(value, list):
+        pairs = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        pairs = []
+    return sorted(pairs, key=lambda pair: pair[0].encode("utf-16-be", "surrogatepass"))
 
 
 def _xml_text_string(node: XmlText) -> str:
-    # As Yjs's YXmlText.toString: each formatting attribute becomes an element around its run.
+    # As Yjs's YXmlText.toString: each formatting attribute becomes an element around its
+    # run (sorted by name, attributes by key); an embed is printed by String().
     out = []
     for insert, attrs in node.diff():
-        if not isinstance(insert, str):
-            continue
-        nested = sorted((attrs or {}).items())
+        nested = sorted((attrs or {}).items(),
+                        key=lambda item: item[0].encode("utf-16-be", "surrogatepass"))
         opening = ""
         for tag, value in nested:
-            pairs = sorted(value.items()) if isinstance(value, dict) else []
-            opening += f"<{tag}" + "".join(f' {k}="{_attr_value(v)}"' for k, v in pairs) + ">"
+            opening += f"<{tag}" + "".join(
+                f' {k}="{_attr_value(v)}"' for k, v in _format_pairs(plain(value))) + ">"
         closing = "".join(f"</{tag}>" for tag, _ in reversed(nested))
-        out.append(opening + insert + closing)
+        out.append(opening + _js_string(plain(insert)) + closing)
     return "".join(out)
 
 
@@ -137,8 +165,9 @@ def xml_string(node: XmlFragment | XmlElement | XmlText) -> str:
     inner = "".join(xml_string(child) for child in node.children)
     if isinstance(node, XmlFragment):
         return inner
-    attrs = sorted(attributes(node).items())
-    opening = node.tag or "UNDEFINED"
+    attrs = sorted(attributes(node).items(),
+                   key=lambda item: item[0].encode("utf-16-be", "surrogatepass"))
+    opening = (node.tag or "UNDEFINED").lower()  # Yjs prints toLocaleLowerCase()
     return (f"<{opening}" + "".join(f' {k}="{_attr_value(v)}"' for k, v in attrs) + ">"
             + inner + f"</{opening}>")
 

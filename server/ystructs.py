@@ -341,6 +341,47 @@ def split_ready(update: bytes, state_vector: bytes) -> tuple[bytes | None, bytes
             _encode(held, b"\x00"))
 
 
+def _delete_set(update: bytes) -> dict[int, list[tuple[int, int]]]:
+    if update.endswith(b"\x00"):
+        return {}  # an empty delete set ends the update (a range's length is never 0)
+    if update[:1] == b"\x00":  # no structs: a deletion alone, the usual backspace
+        r = Reader(update)
+        r.pos = 1
+        try:
+            return {r.uint(): [(r.uint(), r.uint()) for _ in range(r.uint())]
+                    for _ in range(r.uint())}
+        except IndexError:
+            raise ValueError("truncated Yjs update") from None
+    return structs_and_deletions(update)[1]
+
+
+def unseen_deletions(update: bytes, state_vector: bytes) -> bytes | None:
+    """The deletions in `update` of items a doc at `state_vector` does not hold yet, as an
+    update (None if there are none).
+
+    Both Yjs and yrs keep such deletions pending and apply them when the items arrive (a
+    reconnecting client's backspace can reach the server before the offline edit it erases).
+    yrs leaves them out of every state it encodes, so whoever snapshots or answers a newcomer
+    adds them back, and an update made only of them changed nothing yet but must be stored."""
+    deletions = _delete_set(update)
+    if not deletions:
+        return None
+    state = _state_vector(state_vector)
+    unseen = {client: kept for client, ranges in deletions.items()
+              if (kept := [(clock, n) for clock, n in ranges if clock + n > state.get(client, 0)])}
+    if not unseen:
+        return None
+    out = bytearray(b"\x00")
+    _write_uint(out, len(unseen))
+    for client, ranges in unseen.items():
+        _write_uint(out, client)
+        _write_uint(out, len(ranges))
+        for clock, n in ranges:
+            _write_uint(out, clock)
+            _write_uint(out, n)
+    return bytes(out)
+
+
 def _encode(groups: list[tuple[int, int, list[bytes]]], delete_set: bytes) -> bytes:
     out = bytearray()
     _write_uint(out, len(groups))
