@@ -5,9 +5,12 @@ For each root (its type read from the states, server/ystructs.py):
 - text: the characters and embeds by small edits (the `edits` spans, as a plain-text restore
   does), then every run whose formatting differs formatted as it was (attributes that were
   not there removed);
-- XML fragment: its blocks (top-level elements and texts) compared whole; unchanged blocks
-  are kept, changed ones replaced by copies of what they were (tag, attributes, children,
-  formatted text);
+- XML fragment: its children compared whole; unchanged ones are kept, and a changed one is
+  edited in place when it is still the same kind of node (an element of the same tag: its
+  attributes set or removed, its children restored the same way, down to its texts restored
+  as texts are): a concurrent edit inside a changed block, where the restore does not touch
+  it, survives. Only what changed kind (another tag, an element become a text) or what has
+  no counterpart is deleted or copied in;
 - map: keys that were not there removed, values that differ set to copies of what they were;
 - array: items compared whole, the changed ranges replaced.
 
@@ -185,6 +188,53 @@ def _replace_ranges(current: Sequence[Any], target: Sequence[Any],
             insert(i1 + k, value)
 
 
+def _same_kind(current: Any, target: Any) -> bool:
+    if isinstance(current, XmlText) and isinstance(target, XmlText):
+        return True
+    return (isinstance(current, XmlElement) and isinstance(target, XmlElement)
+            and current.tag == target.tag)
+
+
+def restore_xml_node(current: Any, target: Any, edits: Edits) -> None:
+    """Make `current` equal `target` (of the same kind) by editing it, never replacing it."""
+    if isinstance(current, XmlText) and isinstance(target, XmlText):
+        restore_text(current, target.diff(), edits)
+        return
+    assert isinstance(current, XmlElement) and isinstance(target, XmlElement)
+    have, want = dict(_pairs(current)), dict(_pairs(target))
+    for key in [k for k in have if k not in want]:
+        del current.attributes[key]
+    for key, value in want.items():
+        if key not in have or plain(have[key]) != plain(value):
+            current.attributes[key] = value
+    restore_xml_children(current, target, edits)
+
+
+def restore_xml_children(current: XmlFragment | XmlElement,
+                         target: XmlFragment | XmlElement, edits: Edits) -> None:
+    """Make `current`'s children equal `target`'s: equal ones kept, changed ones paired in
+    order within each changed range and edited in place when of the same kind, the rest
+    deleted or copied in."""
+    have, want = list(current.children), list(target.children)
+    matcher = difflib.SequenceMatcher(None, [_signature(v) for v in have],
+                                      [_signature(v) for v in want], autojunk=False)
+    # From the end, so the indexes of earlier ranges stay valid.
+    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1)
+        if i2 - i1 > paired:
+            del current.children[i1 + paired : i2]
+        for k in range(paired, j2 - j1):
+            _append_xml(current, want[j1 + k], edits, i1 + k)
+        for k in reversed(range(paired)):
+            if _same_kind(have[i1 + k], want[j1 + k]):
+                restore_xml_node(have[i1 + k], want[j1 + k], edits)
+            else:
+                del current.children[i1 + k]
+                _append_xml(current, want[j1 + k], edits, i1 + k)
+
+
 def restore_root(kind: str, current: Any, target: Any, edits: Edits) -> None:
     if kind == TEXT:
         restore_text(current, target.diff(), edits)
@@ -201,10 +251,7 @@ def restore_root(kind: str, current: Any, target: Any, edits: Edits) -> None:
         _replace_ranges(list(current), list(target), delete,
                         lambda i, v: _array_insert(current, i, v, edits))
     elif kind == XML:
-        def delete_children(i: int, j: int) -> None:
-            del current.children[i:j]
-        _replace_ranges(list(current.children), list(target.children), delete_children,
-                        lambda i, v: _append_xml(current, v, edits, i))
+        restore_xml_children(current, target, edits)
 
 
 def _comparable(rendered: Any) -> Any:

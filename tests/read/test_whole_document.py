@@ -98,6 +98,43 @@ def test_restore_makes_every_root_type_what_it_was(seed: int) -> None:
     assert restored["later"] == {"type": "map", "json": {}}  # created after: emptied
 
 
+def test_restoring_xml_edits_changed_blocks_in_place_so_concurrent_edits_in_them_survive(
+        ) -> None:
+    doc: Doc[Any] = Doc()
+    pm = doc.get("prosemirror", type=XmlFragment)
+    for i, words in enumerate(["alpha one", "beta two", "gamma three"]):
+        block = pm.children.append(XmlElement("heading" if i == 0 else "paragraph",
+                                              {"level": 1} if i == 0 else {}))
+        block.children.append(XmlText()).insert(0, words)
+    then = doc.get_update()
+    first, third = pm.children[0], pm.children[2]
+    assert isinstance(first, XmlElement) and isinstance(third, XmlElement)
+    first.attributes["level"] = 2
+    words = third.children[0]
+    assert isinstance(words, XmlText)
+    words.format(0, 5, {"strong": {}})
+    words.insert(len(str(words)), " typed")
+    # Another client, in sync so far, keeps typing at the end of that block while the
+    # restore is planned.
+    other: Doc[Any] = Doc()
+    other.apply_update(doc.get_update())
+    before = other.get_state()
+    theirs = other.get("prosemirror", type=XmlFragment).children[2].children[0]
+    theirs.insert(len(str(theirs)), " concurrent")
+    concurrent = other.get_update(before)
+    update = plan_restore(doc.get_update(), then)
+    assert update is not None
+    doc.apply_update(update)
+    doc.apply_update(concurrent)
+    other.apply_update(update)
+    assert render(_loaded(doc.get_update())) == render(_loaded(other.get_update()))
+    blocks = render(_loaded(doc.get_update()))["prosemirror"]["children"]
+    assert blocks[0] == {"tag": "heading", "attributes": {"level": 1},
+                         "children": [{"delta": [{"insert": "alpha one"}]}]}
+    assert blocks[2]["children"] == [{"delta": [{"insert": "gamma three concurrent"}]}]
+    assert pm.children[2] == third  # the same element, edited: never deleted and copied
+
+
 def test_restoring_an_equal_document_plans_nothing() -> None:
     doc = _rich(random.Random(3))
     assert plan_restore(doc.get_update(), doc.get_update()) is None
