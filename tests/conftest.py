@@ -16,8 +16,22 @@ import pytest
 from storage.migrate import migrate
 from tests.support.server_process import ServerProcess
 from tests.support.services import PostgresServer, RedisServer
+from tests.support.yjs_audit import audit
 
 _db_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def yjs_audit() -> Iterator[None]:
+    """At the end of the session: every document the suite's servers stored on SQLite,
+    replayed in Node Yjs, agrees with the history the server serves (tests/support/yjs_audit.py;
+    bounded in time)."""
+    yield
+    result = audit()
+    if result.documents or result.skipped:
+        print(f"\nYjs audit: {result.documents} documents compared with Node Yjs, "
+              f"{result.skipped} skipped, {result.seconds:.1f} s")
+    assert not result.differences, "\n".join(result.differences[:10])
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tests.support.services import ServiceError, free_port, stop_process
+from tests.support.yjs_audit import register
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +23,7 @@ class ServerProcess:
     def __init__(self, database_url: str, *, redis_url: str | None = None, role: str = "all",
                  env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.database_url = database_url
+        register(database_url)  # its documents are replayed in Yjs at the session's end
         self.redis_url = redis_url
         self.role = role
         self.extra_env = env or {}
