@@ -28,16 +28,18 @@ from server.ydoc import PendingUpdates
 
 
 def corpus(chars: str, n: int, backspaces: bool = False) -> list[bytes]:
+    """Each edit's own update, as a Yjs client sends it (only its own deletions: pycrdt's
+    get_update(state) would carry the document's whole delete set every time)."""
     source: Doc[Any] = Doc()
     text = source.get("content", type=Text)
-    out = []
+    out: list[bytes] = []
+    subscription = source.observe(lambda event: out.append(event.update))
     for i in range(n):
-        state = source.get_state()
         if backspaces and i % 3 == 2 and len(text):
             del text[len(text) - 1]
         else:
             text.insert(len(text) if i % 7 else 0, chars[i % len(chars)])
-        out.append(source.get_update(state))
+    source.unobserve(subscription)
     return out
 
 
