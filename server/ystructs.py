@@ -51,15 +51,20 @@ class Reader:
         self.pos = 0
 
     def uint(self) -> int:
-        value = shift = 0
+        # Locals, not attributes, in the loop: every update is read here once or twice.
         data = self.data
-        while True:
-            byte = data[self.pos]
-            self.pos += 1
+        pos = self.pos
+        byte = data[pos]
+        pos += 1
+        value = byte & 0x7F
+        shift = 7
+        while byte >= 0x80:
+            byte = data[pos]
+            pos += 1
             value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
             shift += 7
+        self.pos = pos
+        return value
 
     def raw(self) -> bytes:
         n = self.uint()
