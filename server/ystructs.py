@@ -355,6 +355,8 @@ def _delete_set(update: bytes) -> dict[int, list[tuple[int, int]]]:
         # Structs first: yrs drops them (diffed against the update's own state vector) far
         # faster than reading them here (a snapshot holds thousands).
         update = get_update(update, get_state(update))
+        if update[:1] != b"\x00":  # structs past a gap stay in: read them here
+            return structs_and_deletions(update)[1]
     r = Reader(update)
     r.pos = 1
     try:
