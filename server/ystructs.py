@@ -6,7 +6,9 @@ type, and asking with the wrong type would misread it. The update does say what 
 holds, though: map entries (a key), characters, formats and embeds (text), XML elements and
 XML texts (an XML fragment), anything else in a sequence (an array). `root_types` reads that
 from an encoded state. And the write side finds where an update cuts between the two halves of
-a surrogate pair (`server/write/surrogates.py`) from the strings and ids read here.
+a surrogate pair (`server/write/surrogates.py`) from the strings and ids read here. Where
+yrs and Yjs integrate differently, `split_ready` (clock gaps) and `unseen_deletions`
+(deletions of items not held yet) say what `server/ydoc.PendingUpdates` must hold or track.
 
 Input must have passed the pre-scan (`server/write/update_guard.scan`) or come from the log or
 from pycrdt's own encoder: truncation raises ValueError, nothing more is checked.
