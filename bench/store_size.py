@@ -44,7 +44,23 @@ from bench.read_side import build_log
 from tests.support.replay import load_trace
 trace = load_trace()
 count = int(sys.argv[2]) or len(trace.patches)
-print(json.dumps(asyncio.run(build_log(sys.argv[1], trace, count, int(sys.argv[3])))))
+figures = asyncio.run(build_log(sys.argv[1], trace, count, int(sys.argv[3])))
+
+async def fold(url):  # the insight follower's tables (activity, search, history words)
+    import time
+    from server.read.insights import InsightFollower
+    from storage.database import open_database
+    from storage.event_store import EventStore
+    db = open_database(url)
+    try:
+        started = time.perf_counter()
+        await InsightFollower(EventStore(db), db, batch_size=5000).catch_up()
+        figures["insights_s"] = time.perf_counter() - started
+    finally:
+        await db.dispose()
+
+asyncio.run(fold(sys.argv[1]))
+print(json.dumps(figures))
 """
 
 
