@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import packed_log
 from storage.database import Database
 from storage.event_store import database_now
 from storage.lifecycle import Deletion, save_deletion
@@ -32,6 +33,7 @@ from storage.packing import (
     unpack_changes,
     unpack_text,
 )
+from storage.records import EventRecord
 from storage.schema import (
     READ_MODEL_TABLES,
     document_views,
@@ -497,12 +499,15 @@ class ReadModel:
         if not rows:
             return None
         r = rows[0]
+        event_at = r.event_time
+        if event_at is None and 0 < seq <= int(r.head_seq):
+            event_at = await self.event_time(doc_id, seq)  # a packed event (no row)
         return Position(
             head=int(r.head_seq), created_at=r.created_at,
             title=r.view_title if r.view_title is not None else r.title,
             checkpoint=int(r.checkpoint or 0), snapshot_below=int(r.below or 0),
             snapshot_above=None if r.above is None else int(r.above),
-            event_time=r.event_time, view_seq=None if r.view_seq is None else int(r.view_seq),
+            event_time=event_at, view_seq=None if r.view_seq is None else int(r.view_seq),
         )
 
     async def snapshot_text(self, doc_id: str, seq: int) -> str | None:
@@ -520,29 +525,25 @@ class ReadModel:
 
     async def events_page(self, doc_id: str, after: int, limit: int) -> list[EventInfo]:
         """The audit view of the log: no payloads, only their sizes."""
-        rows = await self._all(
-            select(events.c.seq, events.c.kind, events.c.actor, events.c.time,
-                   func.length(events.c.payload).label("size"), events.c.meta)
-            .where(events.c.doc_id == doc_id, events.c.seq > after)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        return [EventInfo(r.seq, r.kind, r.actor, r.time, int(r.size), r.meta or {})
-                for r in rows]
+        found: list[EventRecord] = []
+        last: int | None = after
+        while last is not None and len(found) < limit:
+            async with self.db.snapshot() as conn:
+                batch, last = await packed_log.read_events(conn, doc_id, last, None, limit,
+                                                           hashes=False)
+            found.extend(batch)
+        return [EventInfo(r.seq, r.kind, r.actor, r.time, len(r.payload), r.meta)
+                for r in found[:limit]]
 
     async def event_time(self, doc_id: str, seq: int) -> float | None:
-        rows = await self._all(
-            select(events.c.time).where(events.c.doc_id == doc_id, events.c.seq == seq)
-        )
-        return float(rows[0].time) if rows else None
+        async with self.db.snapshot() as conn:
+            record = await packed_log.event_at(conn, doc_id, seq, hashes=False)
+        return None if record is None else record.time
 
     async def seq_before_time(self, doc_id: str, time: float) -> int:
         """The last seq committed strictly before `time` (0 if none)."""
-        rows = await self._all(
-            select(func.max(events.c.seq)).where(events.c.doc_id == doc_id,
-                                                  events.c.time < time)
-        )
-        return int(rows[0][0] or 0)
+        async with self.db.snapshot() as conn:
+            return await packed_log.seq_before_time(conn, doc_id, time)
 
     async def dump(self, snapshot_every: int) -> dict[str, list[tuple[Any, ...]]]:
         """Every read-model row, in key order (to compare a rebuild with the live tables).
