@@ -122,7 +122,13 @@ async def raw_bytes(url: str) -> int:
         async with engine.connect() as conn:
             value = (await conn.execute(sa.text(
                 "SELECT SUM(LENGTH(payload)) FROM events WHERE kind = 'update'"))).scalar_one()
-        return int(value or 0)
+            packed = 0
+            if "event_segments" in await conn.run_sync(
+                    lambda sync: sa.inspect(sync).get_table_names()):
+                # Segments hold only `update` events (storage.packed_log).
+                packed = (await conn.execute(sa.text(
+                    "SELECT SUM(payload_bytes) FROM event_segments"))).scalar_one()
+        return int(value or 0) + int(packed or 0)
     finally:
         await engine.dispose()
 
