@@ -251,9 +251,10 @@ class EventStore:
                 yield record
 
     async def read_list(
-        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None
+        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None, *,
+        hashes: bool = True,
     ) -> list[EventRecord]:
-        return [e async for e in self.read(doc_id, after_seq, until_seq)]
+        return [e async for e in self.read(doc_id, after_seq, until_seq, hashes=hashes)]
 
     async def document(self, doc_id: str) -> DocumentRecord | None:
         async with self.db.read() as conn:

@@ -57,7 +57,9 @@ def due(first_seq: int, last_seq: int) -> bool:
     return (last_seq - LAG) // SEGMENT > (first_seq - 1 - LAG) // SEGMENT
 
 
-# Reading (inside one snapshot: `Database.snapshot()`, or a write transaction)
+# Reading (inside one snapshot: `Database.snapshot()`, or a write transaction). A segment
+# lies within one aligned range, so one holding seq q starts after q - SEGMENT: the queries
+# say so, which keeps them range scans of the primary key.
 
 
 async def read_events(conn: AsyncConnection, doc_id: str, after: int, until: int | None,
@@ -67,7 +69,8 @@ async def read_events(conn: AsyncConnection, doc_id: str, after: int, until: int
     read on from (None: nothing more up to `until`). Without `hashes`, packed events come
     with an empty hash (for readers of kinds, actors, times and sizes: no SHA-256 each)."""
     s, e = event_segments.c, events.c
-    seg_query = select(event_segments).where(s.doc_id == doc_id, s.last_seq > after)
+    seg_query = select(event_segments).where(s.doc_id == doc_id, s.last_seq > after,
+                                             s.first_seq > after - SEGMENT)
     row_query = select(events).where(e.doc_id == doc_id, e.seq > after)
     if until is not None:
         seg_query = seg_query.where(s.first_seq <= until)
@@ -109,7 +112,8 @@ async def event_at(conn: AsyncConnection, doc_id: str, seq: int, *,
 async def _segment_holding(conn: AsyncConnection, doc_id: str, seq: int) -> PackedSegment | None:
     s = event_segments.c
     row = (await conn.execute(
-        select(event_segments).where(s.doc_id == doc_id, s.first_seq <= seq, s.last_seq >= seq)
+        select(event_segments).where(s.doc_id == doc_id, s.first_seq <= seq,
+                                     s.first_seq > seq - SEGMENT, s.last_seq >= seq)
     )).first()
     return None if row is None else packed_segment(row)
 
@@ -121,7 +125,8 @@ async def event_at_or_after(conn: AsyncConnection, doc_id: str, seq: int) -> Eve
         select(events).where(e.doc_id == doc_id, e.seq >= seq).order_by(e.seq).limit(1)
     )).first()
     seg_row = (await conn.execute(
-        select(event_segments).where(s.doc_id == doc_id, s.last_seq >= seq)
+        select(event_segments).where(s.doc_id == doc_id, s.last_seq >= seq,
+                                     s.first_seq > seq - SEGMENT)
         .order_by(s.first_seq).limit(1)
     )).first()
     if seg_row is not None and (row is None or int(seg_row.first_seq) < int(row.seq)):
@@ -137,7 +142,8 @@ async def hash_before(conn: AsyncConnection, doc_id: str, seq: int) -> bytes:
         select(e.seq, e.hash).where(e.doc_id == doc_id, e.seq < seq)
         .order_by(e.seq.desc()).limit(1))).first()
     seg_row = (await conn.execute(
-        select(s.last_seq, s.last_hash).where(s.doc_id == doc_id, s.last_seq < seq)
+        select(s.last_seq, s.last_hash).where(s.doc_id == doc_id, s.last_seq < seq,
+                                              s.first_seq < seq)
         .order_by(s.first_seq.desc()).limit(1))).first()
     best: tuple[int, bytes] = (0, chain.GENESIS)
     if row is not None:
@@ -150,7 +156,8 @@ async def hash_before(conn: AsyncConnection, doc_id: str, seq: int) -> bytes:
 async def hash_at(conn: AsyncConnection, doc_id: str, seq: int) -> bytes | None:
     s = event_segments.c
     seg_row = (await conn.execute(
-        select(s.last_hash).where(s.doc_id == doc_id, s.last_seq == seq))).first()
+        select(s.last_hash).where(s.doc_id == doc_id, s.last_seq == seq,
+                                  s.first_seq <= seq, s.first_seq > seq - SEGMENT))).first()
     if seg_row is not None:
         return bytes(seg_row.last_hash)
     record = await event_at(conn, doc_id, seq)
