@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import func, select, update
 
 from storage import chain, packed_log
 from storage.backup import export_log, import_log
-from storage.database import open_database
+from storage.database import open_database, open_database_nopool
 from storage.event_store import EventStore
 from storage.history import Rewrite, rewrite
 from storage.integrity import count_events, hash_at, verify_document
-from storage.migrate import migrate
+from storage.migrate import _config, migrate
 from storage.read_model import ReadModel
 from storage.records import EventRecord, NewEvent
 from storage.schema import event_segments, events
@@ -245,3 +246,19 @@ async def test_migration_0011_packs_an_existing_store(database_url: str, backend
         assert (await verify_document(store, "old")).ok
     finally:
         await db.dispose()
+
+    def to_0010(connection: object) -> None:
+        config = _config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+
+    engine = open_database_nopool(url)
+    try:
+        async with engine.begin() as conn:  # downgrade: every event a row again
+            await conn.run_sync(to_0010)
+            got = (await conn.execute(select(events).where(events.c.doc_id == "old")
+                                      .order_by(events.c.seq))).all()
+    finally:
+        await engine.dispose()
+    assert [as_row(packed_log.event_record(r)) for r in got][:EVENTS] == [
+        as_row(r) for r in records]
