@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import chain
 from storage.records import EventRecord
 from storage.schema import documents, event_segments, events
-from storage.segments import SEGMENT, PackedSegment, pack, segment_of, unpack
+from storage.segments import SEGMENT, PackedSegment, pack, segment_of, seq_times, unpack
 
 # Packed: the kinds that make up the bulk of a log (Yjs updates from editors). Spelled as in
 # server.events (UPDATED); every other kind stays a row.
@@ -204,9 +204,21 @@ async def seq_before_time(conn: AsyncConnection, doc_id: str, time: float) -> in
         if seg.max_time < time:
             best = max(best, seg.last_seq)
         else:
-            best = max([best, *(r.seq for r in unpack(doc_id, seg, hashes=False)
-                                if r.time < time)])
+            seqs, times = seq_times(seg)
+            best = max([best, *(q for q, t in zip(seqs, times, strict=True) if t < time)])
     return best
+
+
+async def event_time(conn: AsyncConnection, doc_id: str, seq: int) -> float | None:
+    row = (await conn.execute(
+        select(events.c.time).where(events.c.doc_id == doc_id, events.c.seq == seq))).first()
+    if row is not None:
+        return float(row.time)
+    seg = await _segment_holding(conn, doc_id, seq)
+    if seg is None:
+        return None
+    seqs, times = seq_times(seg)
+    return next((t for q, t in zip(seqs, times, strict=True) if q == seq), None)
 
 
 # Packing and unpacking (inside a write transaction holding the document's row lock)

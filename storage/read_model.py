@@ -38,6 +38,7 @@ from storage.schema import (
     READ_MODEL_TABLES,
     document_views,
     documents,
+    event_segments,
     events,
     metadata,
     projector_checkpoints,
@@ -46,6 +47,7 @@ from storage.schema import (
     text_change_chunks,
     versions,
 )
+from storage.segments import SEGMENT, time_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,11 +487,19 @@ class ReadModel:
             .where(events.c.doc_id == doc_id, events.c.seq == seq)
             .scalar_subquery()
         )
+        seg = event_segments.c
+        packed = (  # the segment holding seq, if the event is packed (storage.packed_log)
+            select(seg.data)
+            .where(seg.doc_id == doc_id, seg.first_seq <= seq,
+                   seg.first_seq > seq - SEGMENT, seg.last_seq >= seq)
+            .scalar_subquery()
+        )
         rows = await self._all(
             select(
                 documents.c.head_seq, documents.c.created_at, documents.c.title,
                 checkpoint.label("checkpoint"), below.label("below"), above.label("above"),
-                event_time.label("event_time"), document_views.c.seq.label("view_seq"),
+                event_time.label("event_time"), packed.label("packed"),
+                document_views.c.seq.label("view_seq"),
                 document_views.c.title.label("view_title"),
             )
             .select_from(documents.outerjoin(
@@ -500,8 +510,8 @@ class ReadModel:
             return None
         r = rows[0]
         event_at = r.event_time
-        if event_at is None and 0 < seq <= int(r.head_seq):
-            event_at = await self.event_time(doc_id, seq)  # a packed event (no row)
+        if event_at is None and r.packed is not None:
+            event_at = time_of(bytes(r.packed), seq)
         return Position(
             head=int(r.head_seq), created_at=r.created_at,
             title=r.view_title if r.view_title is not None else r.title,
@@ -537,8 +547,7 @@ class ReadModel:
 
     async def event_time(self, doc_id: str, seq: int) -> float | None:
         async with self.db.snapshot() as conn:
-            record = await packed_log.event_at(conn, doc_id, seq, hashes=False)
-        return None if record is None else record.time
+            return await packed_log.event_time(conn, doc_id, seq)
 
     async def seq_before_time(self, doc_id: str, time: float) -> int:
         """The last seq committed strictly before `time` (0 if none)."""

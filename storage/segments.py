@@ -28,6 +28,7 @@ import struct
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -158,6 +159,37 @@ def _columns(data: bytes) -> tuple[int, list[bytes]]:
     if len(columns) != 9 or at != len(body):
         raise CorruptSegment("wrong number of columns")
     return int(count), columns
+
+
+@lru_cache(maxsize=256)
+def _seq_times(data: bytes, base: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    count, cols = _columns(data)
+    bits = array("Q", [b % _U64 for b in accumulate(_uncolumn(cols[5], "Q"))])
+    times = array("d")
+    times.frombytes(bits.tobytes())
+    seqs = tuple(base + offset for offset in _uncolumn(cols[1], "H"))
+    if len(seqs) != count or len(times) != count:
+        raise CorruptSegment("columns of different lengths")
+    return seqs, tuple(times)
+
+
+def seq_times(seg: PackedSegment) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The seqs and times of the segment's events, without the rest (time lookups: `?at=`
+    a time, the time of a seq); the last few segments asked about are kept decoded."""
+    try:
+        return _seq_times(seg.data, segment_of(seg.first_seq) * SEGMENT + 1)
+    except (IndexError, ValueError, struct.error) as exc:
+        raise CorruptSegment(f"the packed events {seg.first_seq}..{seg.last_seq} do not decode: "
+                             f"{exc}", seg.first_seq) from None
+
+
+def time_of(data: bytes, seq: int) -> float | None:
+    """The time of event `seq` in the segment whose `data` this is (None if not in it)."""
+    try:
+        seqs, times = _seq_times(data, segment_of(seq) * SEGMENT + 1)
+    except (IndexError, ValueError, struct.error):
+        return None
+    return next((t for q, t in zip(seqs, times, strict=True) if q == seq), None)
 
 
 def unpack(doc_id: str, seg: PackedSegment, *, hashes: bool = True) -> list[EventRecord]:
