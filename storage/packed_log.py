@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Text, and_, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import chain
 from storage.records import EventRecord
 from storage.schema import documents, event_segments, events
-from storage.segments import SEGMENT, PackedSegment, pack, segment_of, seq_times, unpack
+from storage.segments import SEGMENT, PackedSegment, pack_raw, segment_of, seq_times, unpack
 
 # Packed: the kinds that make up the bulk of a log (Yjs updates from editors). Spelled as in
 # server.events (UPDATED); every other kind stays a row.
@@ -232,13 +232,13 @@ async def lock_document(conn: AsyncConnection, doc_id: str) -> int | None:
     return None if row is None else int(row.head_seq)
 
 
-def _runs(rows: Sequence[EventRecord]) -> list[list[EventRecord]]:
+def _runs(rows: Sequence[Any]) -> list[list[Any]]:
     """Maximal runs of consecutive packed-kind events (the rows are in log order)."""
-    runs: list[list[EventRecord]] = []
-    current: list[EventRecord] = []
-    for record in rows:
-        if record.kind in PACKED_KINDS:
-            current.append(record)
+    runs: list[list[Any]] = []
+    current: list[Any] = []
+    for row in rows:
+        if row.kind in PACKED_KINDS:
+            current.append(row)
         elif current:
             runs.append(current)
             current = []
@@ -266,29 +266,34 @@ async def pack_due(conn: AsyncConnection, doc_id: str, head_seq: int) -> int:
 
 async def _pack_range(conn: AsyncConnection, doc_id: str, low: int, high: int) -> int:
     e = events.c
-    rows = [event_record(r) for r in (await conn.execute(
-        select(events).where(e.doc_id == doc_id, e.seq >= low, e.seq <= high).order_by(e.seq)
-    )).all()]
+    # The columns as stored (the meta as its JSON text): no record built, nothing decoded.
+    rows = (await conn.execute(
+        select(e.seq, e.kind, e.payload, e.actor, e.time, cast(e.meta, Text).label("meta"),
+               e.hash)
+        .where(e.doc_id == doc_id, e.seq >= low, e.seq <= high).order_by(e.seq)
+    )).all()
     runs = _runs(rows)
     if not runs:
         return 0
-    position = {r.seq: i for i, r in enumerate(rows)}
-    outside = await hash_before(conn, doc_id, low) if position[runs[0][0].seq] == 0 else b""
+    position = {int(r.seq): i for i, r in enumerate(rows)}
+    outside = await hash_before(conn, doc_id, low) if position[int(runs[0][0].seq)] == 0 else b""
     segments = []
     for run in runs:
-        at = position[run[0].seq]
-        prev = rows[at - 1].hash if at > 0 else outside
-        segments.append(pack(prev, run))
+        at = position[int(run[0].seq)]
+        prev = bytes(rows[at - 1].hash) if at > 0 else outside
+        segments.append(pack_raw(prev, [
+            (int(r.seq), r.kind, bytes(r.payload), r.actor, r.time, r.meta or "",
+             bytes(r.hash)) for r in run]))
     await conn.execute(event_segments.insert(), [
-        {"doc_id": doc_id, "first_seq": s.first_seq, "last_seq": s.last_seq, "event_count": s.count,
-         "payload_bytes": s.payload_bytes, "min_time": s.min_time, "max_time": s.max_time,
-         "prev_hash": s.prev_hash, "last_hash": s.last_hash, "data": s.data}
+        {"doc_id": doc_id, "first_seq": s.first_seq, "last_seq": s.last_seq,
+         "event_count": s.count, "payload_bytes": s.payload_bytes, "min_time": s.min_time,
+         "max_time": s.max_time, "prev_hash": s.prev_hash, "last_hash": s.last_hash,
+         "data": s.data}
         for s in segments
     ])
-    moved = [r.seq for run in runs for r in run]
     await conn.execute(delete(events).where(
         e.doc_id == doc_id, e.seq >= low, e.seq <= high, e.kind.in_(PACKED_KINDS)))
-    return len(moved)
+    return sum(s.count for s in segments)
 
 
 async def unpack_from(conn: AsyncConnection, doc_id: str, seq: int) -> int:

@@ -106,39 +106,52 @@ def _index_build(values: Sequence[str]) -> tuple[list[str], list[int]]:
     return list(distinct), refs
 
 
+# An event as packing reads it: (seq, kind, payload, actor, time, meta as JSON text ("" for
+# none), hash). The meta's text is stored as is: it decodes to what the JSON column gives.
+RawEvent = tuple[int, str, bytes, str, float, str, bytes]
+
+
 def pack(prev_hash: bytes, records: Sequence[EventRecord], preset: int = PRESET) -> PackedSegment:
     """Pack consecutive events of one log (seq ascending, hashes linked, all in one aligned
     range); `prev_hash` is the hash before the first of them."""
-    if not records:
+    return pack_raw(prev_hash, [
+        (r.seq, r.kind, r.payload, r.actor, r.time, json.dumps(r.meta) if r.meta else "",
+         r.hash) for r in records], preset)
+
+
+def pack_raw(prev_hash: bytes, rows: Sequence[RawEvent], preset: int = PRESET) -> PackedSegment:
+    """`pack` on events as read from the table's columns (no record built, no JSON decoded)."""
+    if not rows:
         raise ValueError("an empty segment")
-    base = segment_of(records[0].seq) * SEGMENT + 1
-    if segment_of(records[-1].seq) != segment_of(records[0].seq):
+    seqs, kinds, payloads, actors, times, metas, hashes = zip(*rows, strict=True)
+    base = segment_of(seqs[0]) * SEGMENT + 1
+    if segment_of(seqs[-1]) != segment_of(seqs[0]):
         raise ValueError("events of two segments")
-    kinds, kind_refs = _index_build([r.kind for r in records])
-    actors, actor_refs = _index_build([r.actor for r in records])
-    metas, meta_refs = _index_build([json.dumps(r.meta) if r.meta else "" for r in records])
+    kind_names, kind_refs = _index_build(kinds)
+    actor_names, actor_refs = _index_build(actors)
+    meta_texts, meta_refs = _index_build(metas)
     bits = array("Q")
-    bits.frombytes(array("d", [r.time for r in records]).tobytes())
+    bits.frombytes(array("d", times).tobytes())
     deltas = [(b - p) % _U64 for b, p in zip(bits, [0, *bits[:-1]], strict=True)]
-    head = json.dumps({"k": kinds, "a": actors, "m": metas}, separators=(",", ":")).encode()
+    head = json.dumps({"k": kind_names, "a": actor_names, "m": meta_texts},
+                      separators=(",", ":")).encode()
     columns = [
         head,
-        _column([r.seq - base for r in records], "H"),
+        _column([q - base for q in seqs], "H"),
         _column(kind_refs, "B"),
         _column(actor_refs, "I"),
         _column(meta_refs, "I"),
         _column(deltas, "Q"),
-        _column([len(r.payload) for r in records], "I"),
-        b"".join(r.payload for r in records),
-        b"".join(r.hash[:TAG] for r in records),
+        _column([len(p) for p in payloads], "I"),
+        b"".join(payloads),
+        b"".join(h[:TAG] for h in hashes),
     ]
-    body = struct.pack(">I", len(records)) + b"".join(
+    body = struct.pack(">I", len(rows)) + b"".join(
         struct.pack(">I", len(c)) + c for c in columns)
     return PackedSegment(
-        first_seq=records[0].seq, last_seq=records[-1].seq, count=len(records),
-        payload_bytes=sum(len(r.payload) for r in records),
-        min_time=min(r.time for r in records), max_time=max(r.time for r in records),
-        prev_hash=prev_hash, last_hash=records[-1].hash,
+        first_seq=seqs[0], last_seq=seqs[-1], count=len(rows),
+        payload_bytes=sum(len(p) for p in payloads), min_time=min(times), max_time=max(times),
+        prev_hash=prev_hash, last_hash=hashes[-1],
         data=bytes([VERSION]) + lzma.compress(body, lzma.FORMAT_XZ, lzma.CHECK_NONE, preset),
     )
 
@@ -217,7 +230,7 @@ def unpack(doc_id: str, seg: PackedSegment, *, hashes: bool = True) -> list[Even
             raise CorruptSegment("columns of different lengths")
         if sum(lengths) != len(payloads):
             raise CorruptSegment("payload lengths do not add up")
-        metas = [json.loads(m) if m else {} for m in meta_texts]
+        metas = [(json.loads(m) or {}) if m else {} for m in meta_texts]
         canonical = [chain.canonical_meta(m) for m in metas]
         ends = list(accumulate(lengths))
         starts = [0, *ends[:-1]]
