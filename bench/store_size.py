@@ -44,7 +44,23 @@ from bench.read_side import build_log
 from tests.support.replay import load_trace
 trace = load_trace()
 count = int(sys.argv[2]) or len(trace.patches)
-print(json.dumps(asyncio.run(build_log(sys.argv[1], trace, count, int(sys.argv[3])))))
+figures = asyncio.run(build_log(sys.argv[1], trace, count, int(sys.argv[3])))
+
+async def fold(url):  # the insight follower's tables (activity, search, history words)
+    import time
+    from server.read.insights import InsightFollower
+    from storage.database import open_database
+    from storage.event_store import EventStore
+    db = open_database(url)
+    try:
+        started = time.perf_counter()
+        await InsightFollower(EventStore(db), db, batch_size=5000).catch_up()
+        figures["insights_s"] = time.perf_counter() - started
+    finally:
+        await db.dispose()
+
+asyncio.run(fold(sys.argv[1]))
+print(json.dumps(figures))
 """
 
 
@@ -106,7 +122,13 @@ async def raw_bytes(url: str) -> int:
         async with engine.connect() as conn:
             value = (await conn.execute(sa.text(
                 "SELECT SUM(LENGTH(payload)) FROM events WHERE kind = 'update'"))).scalar_one()
-        return int(value or 0)
+            packed = 0
+            if "event_segments" in await conn.run_sync(
+                    lambda sync: sa.inspect(sync).get_table_names()):
+                # Segments hold only `update` events (storage.packed_log).
+                packed = (await conn.execute(sa.text(
+                    "SELECT SUM(payload_bytes) FROM event_segments"))).scalar_one()
+        return int(value or 0) + int(packed or 0)
     finally:
         await engine.dispose()
 
@@ -141,6 +163,57 @@ async def check_seqs(url: str, head: int, samples: int) -> int:
     return len(seqs)
 
 
+def _digest_event(digest: Any, seq: int, kind: str, payload: bytes, actor: str, when: float,
+                  meta: dict[str, Any], hash_: bytes) -> None:
+    import struct
+
+    digest.update(json.dumps([seq, kind, payload.hex(), actor, struct.pack(">d", when).hex(),
+                              meta, hash_.hex()], sort_keys=True).encode())
+
+
+async def rows_digest(url: str) -> tuple[int, str]:
+    """SHA-256 over every event of the log as plain rows (a store before packing)."""
+    import hashlib
+
+    engine = create_async_engine(url)
+    digest, count = hashlib.sha256(), 0
+    try:
+        async with engine.connect() as conn:
+            result = await conn.stream(sa.text(
+                "SELECT seq, kind, payload, actor, time, meta, hash FROM events "
+                "WHERE doc_id = :d ORDER BY seq"), {"d": DOC})
+            async for r in result:
+                meta = r.meta if isinstance(r.meta, dict) else json.loads(r.meta or "{}")
+                _digest_event(digest, int(r.seq), r.kind, bytes(r.payload), r.actor, r.time,
+                              meta or {}, bytes(r.hash))
+                count += 1
+    finally:
+        await engine.dispose()
+    return count, digest.hexdigest()
+
+
+async def store_digest(url: str) -> tuple[int, str, bool]:
+    """The same digest through this checkout's event store (rows and packed segments), and
+    whether `palimpsest verify`'s check passes."""
+    import hashlib
+
+    from storage.database import open_database
+    from storage.event_store import EventStore
+    from storage.integrity import verify_document
+
+    db = open_database(url)
+    digest, count = hashlib.sha256(), 0
+    try:
+        store = EventStore(db)
+        async for r in store.read(DOC):
+            _digest_event(digest, r.seq, r.kind, r.payload, r.actor, r.time, r.meta, r.hash)
+            count += 1
+        verdict = await verify_document(store, DOC)
+    finally:
+        await db.dispose()
+    return count, digest.hexdigest(), verdict.ok
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:.1f}"
 
@@ -162,6 +235,9 @@ def main() -> int:
     parser.add_argument("--snapshot-every", type=int, default=1000)
     parser.add_argument("--check-samples", type=int, default=300)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--skip-this", action="store_true",
+                        help="with --baseline-tree: build only the baseline's store (then "
+                        "migrated by this checkout)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="palimpsest-size-bench-"))
@@ -181,7 +257,7 @@ def main() -> int:
                     postgres.start()
                 return postgres.createdb()
 
-            trees = [("this", REPO)]
+            trees = [] if args.skip_this and args.baseline_tree else [("this", REPO)]
             if args.baseline_tree is not None:
                 trees.append(("baseline", args.baseline_tree.resolve()))
             for label, tree in trees:
@@ -193,7 +269,15 @@ def main() -> int:
                 results[key] = {"build": figures, "raw": raw, "tables": table_sizes}
                 print(report(key, table_sizes, raw), flush=True)
                 if label == "baseline":
-                    results[key + "-migrated"] = entry = {"migrate_s": migrate(url)}
+                    before = asyncio.run(rows_digest(url))
+                    entry: dict[str, Any] = {"migrate_s": migrate(url)}
+                    results[key + "-migrated"] = entry
+                    after = asyncio.run(store_digest(url))
+                    entry["lossless"] = before == after[:2]
+                    entry["verify_ok"] = after[2]
+                    print(f"  every event read back identical after migrating: "
+                          f"{entry['lossless']} ({after[0]} events); verify: {after[2]}",
+                          flush=True)
                     entry["tables"] = asyncio.run(sizes(url))
                     entry["raw"] = raw
                     entry["checked_seqs"] = asyncio.run(

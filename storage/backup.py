@@ -12,7 +12,8 @@ then one line per event, in seq order:
 Hashes do not cover the document id (storage.chain), so a log imported under another id keeps
 them. Importing reads the file twice: first it recomputes the whole chain and refuses a file
 whose chain is broken (naming the first seq that does not chain) or whose header does not
-name its last event; then it writes the document and its events in one transaction. The read
+name its last event; then it writes the document and its events in one transaction, the
+sealed ranges packed (storage.packed_log) as the appends would have left them. The read
 models are not in the file: the projector builds them from the imported log.
 """
 
@@ -20,19 +21,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import select
 
-from storage import chain
+from storage import chain, packed_log
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageError
 from storage.event_store import EventStore
 from storage.records import EventRecord
 from storage.schema import documents, events
+from storage.segments import CorruptSegment
 
 FORMAT = "palimpsest-log"
 VERSION = 1
@@ -77,7 +79,7 @@ async def export_log(store: EventStore, doc_id: str, out: IO[str], now: float,
     lines: list[str] = []
     last: EventRecord | None = None
     verifier = chain.Verifier()
-    async for record in store.read(doc_id):
+    async for record in _read_checked(store, doc_id):
         # The header comes from what was read, so an append meanwhile cannot make it disagree
         # with the lines; a rewrite meanwhile (erasure, compaction) breaks the chain read.
         if not verifier.feed(record):
@@ -105,6 +107,14 @@ async def export_log(store: EventStore, doc_id: str, out: IO[str], now: float,
     if on_progress is not None:
         on_progress(count % 1000)
     return header
+
+
+async def _read_checked(store: EventStore, doc_id: str) -> AsyncIterator[EventRecord]:
+    try:
+        async for record in store.read(doc_id):
+            yield record
+    except CorruptSegment as exc:
+        raise StorageError(f"the log of {doc_id!r} does not verify: {exc}") from None
 
 
 def _header(line: str) -> Header:
@@ -202,5 +212,6 @@ async def import_log(db: Database, path: Path, as_id: str | None = None,
             await conn.execute(events.insert(), batch)
             if on_progress is not None:
                 on_progress(len(batch))
+        await packed_log.pack_due(conn, doc_id, header.head_seq)  # sealed ranges, packed
     return Header(doc_id, header.title, header.created_at, header.head_seq, header.head_hash,
                   header.events)

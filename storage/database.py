@@ -64,6 +64,18 @@ class Database:
             async with self.reader.connect() as conn:
                 yield conn
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read whose statements all see one snapshot of the database: the log's two tables
+        (storage.packed_log) read together. SQLite: a read transaction already is one (WAL);
+        PostgreSQL: REPEATABLE READ (at read committed each statement has its own)."""
+        with translated():
+            async with self.reader.connect() as conn:
+                if self.dialect == "postgresql":
+                    conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    yield conn
+
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:

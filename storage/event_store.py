@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy import Float, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import chain
+from storage import chain, packed_log
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageUnavailable
 from storage.packing import pack_state, pack_text, unpack_state, unpack_text
@@ -77,20 +78,8 @@ def snapshot_upsert(dialect: str, snap: SnapshotRecord) -> Any:
                             set_={"state": insert.excluded.state})
 
 
-def _event(row: Any) -> EventRecord:
-    return EventRecord(
-        doc_id=row.doc_id,
-        seq=row.seq,
-        kind=row.kind,
-        payload=bytes(row.payload),
-        actor=row.actor,
-        time=row.time,
-        meta=row.meta or {},
-        hash=bytes(row.hash),
-    )
-
-
-event_record = _event  # for the other storage modules that read events
+event_record = packed_log.event_record  # for the other storage modules that read event rows
+log = logging.getLogger(__name__)
 
 
 class EventStore:
@@ -122,7 +111,24 @@ class EventStore:
         if not new:
             return []
         async with self.db.write() as conn:
-            return await self.append_in(conn, doc_id, new)
+            records = await self.append_in(conn, doc_id, new)
+        if packed_log.due(records[0].seq, records[-1].seq):
+            await self.pack_quietly(doc_id)
+        return records
+
+    async def pack(self, doc_id: str) -> int:
+        """Pack the document's sealed ranges (storage.packed_log); the events moved."""
+        async with self.db.write() as conn:
+            head = await packed_log.lock_document(conn, doc_id)
+            return 0 if head is None else await packed_log.pack_due(conn, doc_id, head)
+
+    async def pack_quietly(self, doc_id: str) -> None:
+        """`pack` after an append that sealed a range: the append is committed whatever
+        happens here, and a failed pack is retried by the next one that seals a range."""
+        try:
+            await self.pack(doc_id)
+        except Exception:
+            log.exception("packing the log of %r failed (it stays in rows for now)", doc_id)
 
     async def append_in(
         self, conn: AsyncConnection, doc_id: str, new: Sequence[NewEvent]
@@ -230,31 +236,25 @@ class EventStore:
         return records
 
     async def read(
-        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None
+        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None, *,
+        hashes: bool = True,
     ) -> AsyncIterator[EventRecord]:
-        """Stream events with after_seq < seq <= until_seq, in seq order, in batches."""
-        last = after_seq
-        while True:
-            query = (
-                select(events)
-                .where(events.c.doc_id == doc_id, events.c.seq > last)
-                .order_by(events.c.seq)
-                .limit(READ_BATCH)
-            )
-            if until_seq is not None:
-                query = query.where(events.c.seq <= until_seq)
-            async with self.db.read() as conn:
-                rows = (await conn.execute(query)).all()
-            for row in rows:
-                yield _event(row)
-            if len(rows) < READ_BATCH:
-                return
-            last = rows[-1].seq
+        """Stream events with after_seq < seq <= until_seq, in seq order, in batches, from
+        rows and packed segments alike (each batch read in one snapshot). Without `hashes`,
+        packed events come with an empty hash (not recomputed: readers that need no hash)."""
+        last: int | None = after_seq
+        while last is not None:
+            async with self.db.snapshot() as conn:
+                batch, last = await packed_log.read_events(conn, doc_id, last, until_seq,
+                                                           READ_BATCH, hashes=hashes)
+            for record in batch:
+                yield record
 
     async def read_list(
-        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None
+        self, doc_id: str, after_seq: int = 0, until_seq: int | None = None, *,
+        hashes: bool = True,
     ) -> list[EventRecord]:
-        return [e async for e in self.read(doc_id, after_seq, until_seq)]
+        return [e async for e in self.read(doc_id, after_seq, until_seq, hashes=hashes)]
 
     async def document(self, doc_id: str) -> DocumentRecord | None:
         async with self.db.read() as conn:
@@ -316,11 +316,5 @@ class EventStore:
                               unpack_text(bytes(row.text)), row.time)
 
     async def count_events(self, doc_id: str) -> int:
-        async with self.db.read() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        select(func.count()).select_from(events).where(events.c.doc_id == doc_id)
-                    )
-                ).scalar_one()
-            )
+        async with self.db.snapshot() as conn:
+            return await packed_log.count(conn, doc_id)

@@ -6,6 +6,9 @@ records it (its seq and hash chained like any append's). It runs in one transact
 first raises `documents.head_seq`, the row lock every append takes, so it is serialised with
 appenders on every node: an append that waited for it chains on the rewritten head.
 
+Packed segments (storage.packed_log) from the first event the rewrite reads on are unpacked
+into rows first, and the rewritten log is packed again before the commit.
+
 The same transaction resets the document's read models and drops its snapshots (the projector
 rebuilds them from the rewritten log). The projector checkpoint row is reset first: on
 PostgreSQL that waits for a projector save in flight, and a projector that read the old log
@@ -23,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, and_, bindparam, delete, func, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import chain
+from storage import chain, packed_log
 from storage.database import Database
 from storage.errors import DocumentNotFound, StorageError
 from storage.event_store import snapshot_upsert
@@ -80,11 +83,7 @@ async def rewrite(db: Database, plan: Rewrite) -> Rewritten:
 
 
 async def _stats(conn: AsyncConnection, doc_id: str) -> tuple[int, int]:
-    row = (await conn.execute(
-        select(func.count(), func.coalesce(func.sum(func.length(events.c.payload)), 0))
-        .where(events.c.doc_id == doc_id)
-    )).one()
-    return int(row[0]), int(row[1])
+    return await packed_log.stats(conn, doc_id)
 
 
 async def _check_expected(conn: AsyncConnection, doc_id: str,
@@ -122,11 +121,7 @@ async def _apply(conn: AsyncConnection, plan: Rewrite) -> None:
 
 async def _rechain(conn: AsyncConnection, doc_id: str, first: int) -> bytes:
     """Recompute every hash from seq `first` on; returns the last one (of the head)."""
-    previous_row = (await conn.execute(
-        select(events.c.hash).where(events.c.doc_id == doc_id, events.c.seq < first)
-        .order_by(events.c.seq.desc()).limit(1)
-    )).first()
-    previous = bytes(previous_row.hash) if previous_row is not None else chain.GENESIS
+    previous = await packed_log.hash_before(conn, doc_id, first)
     last = first - 1
     set_hash = (update(events)
                 .where(events.c.doc_id == bindparam("d"), events.c.seq == bindparam("s"))
@@ -175,6 +170,10 @@ async def _rewrite_in(conn: AsyncConnection, plan: Rewrite) -> Rewritten:
     audit_seq = int(head.head_seq)
     previous_head = bytes(head.head_hash) if head.head_hash is not None else None
     events_before, bytes_before = await _stats(conn, doc_id)
+    # Packed segments from the first event the rewrite reads or touches on go back into rows
+    # (the rewrite re-chains every hash from there); packed again at the end.
+    reads = [*plan.expected, *plan.payloads, *plan.metas, *(first for first, _ in plan.removed)]
+    await packed_log.unpack_from(conn, doc_id, min(reads, default=audit_seq))
     await _check_expected(conn, doc_id, plan.expected)
     await _apply(conn, plan)
     touched = [*plan.payloads, *plan.metas, *(first for first, _ in plan.removed)]
@@ -193,6 +192,7 @@ async def _rewrite_in(conn: AsyncConnection, plan: Rewrite) -> Rewritten:
         actor=audit.actor, time=audit.time, meta=audit.meta, hash=audit.hash))
     await conn.execute(update(documents).where(documents.c.id == doc_id)
                        .values(head_hash=audit.hash))
+    await packed_log.pack_due(conn, doc_id, audit.seq)
     await reset_read_models(conn, doc_id)
     await restart_document(conn, doc_id, audit.seq)  # the status, activity and search rows
     return Rewritten(audit, first, previous_head, events_before, events_after, bytes_before,

@@ -7,6 +7,11 @@ the next one no longer chains). It also checks that `documents.head_hash` and `h
 the last event, so a removed tail is found too. It checks the log up to the head it read
 first, so a live server may keep appending meanwhile (a rewrite meanwhile, an erasure or a
 compaction, shows as a break: run it again).
+
+Packed segments (storage.segments) keep the hash of their last event and the first bytes of
+every event's hash: reading one recomputes its chain from the hash before it and marks the
+first event that does not match (BROKEN), so the walk below names the altered event there too
+(or the segment's last event, when only its stored last hash disagrees).
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from storage import packed_log
 from storage.chain import GENESIS, Verifier
 from storage.database import Database
 from storage.errors import DocumentNotFound
 from storage.event_store import EventStore
-from storage.schema import documents, events
+from storage.schema import documents
+from storage.segments import CorruptSegment
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +45,8 @@ class Verdict:
 
 
 async def count_events(db: Database, doc_id: str | None = None) -> int:
-    query = select(func.count()).select_from(events)
-    if doc_id is not None:
-        query = query.where(events.c.doc_id == doc_id)
-    async with db.read() as conn:
-        return int((await conn.execute(query)).scalar_one())
+    async with db.snapshot() as conn:
+        return await packed_log.count(conn, doc_id)
 
 
 async def verify_document(store: EventStore, doc_id: str,
@@ -58,13 +62,16 @@ async def verify_document(store: EventStore, doc_id: str,
     verifier = Verifier()
     last_seq, done = 0, 0
     # Up to the head read above: appends that commit meanwhile are not this verdict's.
-    async for record in store.read(doc_id, until_seq=head_seq):
-        last_seq = record.seq
-        if not verifier.feed(record):
-            break
-        done += 1
-        if on_progress is not None and done % 1000 == 0:
-            on_progress(1000)
+    try:
+        async for record in store.read(doc_id, until_seq=head_seq):
+            last_seq = record.seq
+            if not verifier.feed(record):
+                break
+            done += 1
+            if on_progress is not None and done % 1000 == 0:
+                on_progress(1000)
+    except CorruptSegment as exc:
+        return Verdict(doc_id, verifier.count, head_seq, stored_head, exc.first_seq, str(exc))
     if on_progress is not None:
         on_progress(done % 1000)
     if verifier.first_broken is not None:
@@ -82,8 +89,5 @@ async def hash_at(db: Database, doc_id: str, seq: int) -> bytes | None:
     """The chain's hash after event `seq` (GENESIS at 0); None if there is no such event."""
     if seq <= 0:
         return GENESIS
-    async with db.read() as conn:
-        row = (await conn.execute(
-            select(events.c.hash).where(events.c.doc_id == doc_id, events.c.seq == seq)
-        )).first()
-    return None if row is None else bytes(row.hash)
+    async with db.snapshot() as conn:
+        return await packed_log.hash_at(conn, doc_id, seq)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import packed_log
 from storage.database import Database
 from storage.event_store import event_record
 from storage.insights import forget_document
@@ -133,9 +134,9 @@ async def purge(db: Database, doc_id: str, cutoff: float) -> int:
         latest = await _latest(conn, doc_id, (DELETED, UNDELETED))
         if latest is None or latest.kind != DELETED or latest.time >= cutoff:
             return -1
-        removed = (await conn.execute(delete(events).where(events.c.doc_id == doc_id))).rowcount
+        removed = await packed_log.delete_document(conn, doc_id)
         for table in (snapshots, *READ_MODEL_TABLES):
             await conn.execute(delete(table).where(table.c.doc_id == doc_id))
         await forget_document(conn, doc_id)  # status, activity and search rows too
         await conn.execute(delete(documents).where(documents.c.id == doc_id))
-    return int(removed or 0)
+    return removed

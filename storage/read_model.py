@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import packed_log
 from storage.database import Database
 from storage.event_store import database_now
 from storage.lifecycle import Deletion, save_deletion
@@ -32,10 +33,12 @@ from storage.packing import (
     unpack_changes,
     unpack_text,
 )
+from storage.records import EventRecord
 from storage.schema import (
     READ_MODEL_TABLES,
     document_views,
     documents,
+    event_segments,
     events,
     metadata,
     projector_checkpoints,
@@ -44,6 +47,7 @@ from storage.schema import (
     text_change_chunks,
     versions,
 )
+from storage.segments import SEGMENT, time_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,11 +487,19 @@ class ReadModel:
             .where(events.c.doc_id == doc_id, events.c.seq == seq)
             .scalar_subquery()
         )
+        seg = event_segments.c
+        packed = (  # the segment holding seq, if the event is packed (storage.packed_log)
+            select(seg.data)
+            .where(seg.doc_id == doc_id, seg.first_seq <= seq,
+                   seg.first_seq > seq - SEGMENT, seg.last_seq >= seq)
+            .scalar_subquery()
+        )
         rows = await self._all(
             select(
                 documents.c.head_seq, documents.c.created_at, documents.c.title,
                 checkpoint.label("checkpoint"), below.label("below"), above.label("above"),
-                event_time.label("event_time"), document_views.c.seq.label("view_seq"),
+                event_time.label("event_time"), packed.label("packed"),
+                document_views.c.seq.label("view_seq"),
                 document_views.c.title.label("view_title"),
             )
             .select_from(documents.outerjoin(
@@ -497,12 +509,15 @@ class ReadModel:
         if not rows:
             return None
         r = rows[0]
+        event_at = r.event_time
+        if event_at is None and r.packed is not None:
+            event_at = time_of(bytes(r.packed), seq)
         return Position(
             head=int(r.head_seq), created_at=r.created_at,
             title=r.view_title if r.view_title is not None else r.title,
             checkpoint=int(r.checkpoint or 0), snapshot_below=int(r.below or 0),
             snapshot_above=None if r.above is None else int(r.above),
-            event_time=r.event_time, view_seq=None if r.view_seq is None else int(r.view_seq),
+            event_time=event_at, view_seq=None if r.view_seq is None else int(r.view_seq),
         )
 
     async def snapshot_text(self, doc_id: str, seq: int) -> str | None:
@@ -520,29 +535,24 @@ class ReadModel:
 
     async def events_page(self, doc_id: str, after: int, limit: int) -> list[EventInfo]:
         """The audit view of the log: no payloads, only their sizes."""
-        rows = await self._all(
-            select(events.c.seq, events.c.kind, events.c.actor, events.c.time,
-                   func.length(events.c.payload).label("size"), events.c.meta)
-            .where(events.c.doc_id == doc_id, events.c.seq > after)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        return [EventInfo(r.seq, r.kind, r.actor, r.time, int(r.size), r.meta or {})
-                for r in rows]
+        found: list[EventRecord] = []
+        last: int | None = after
+        while last is not None and len(found) < limit:
+            async with self.db.snapshot() as conn:
+                batch, last = await packed_log.read_events(conn, doc_id, last, None, limit,
+                                                           hashes=False)
+            found.extend(batch)
+        return [EventInfo(r.seq, r.kind, r.actor, r.time, len(r.payload), r.meta)
+                for r in found[:limit]]
 
     async def event_time(self, doc_id: str, seq: int) -> float | None:
-        rows = await self._all(
-            select(events.c.time).where(events.c.doc_id == doc_id, events.c.seq == seq)
-        )
-        return float(rows[0].time) if rows else None
+        async with self.db.snapshot() as conn:
+            return await packed_log.event_time(conn, doc_id, seq)
 
     async def seq_before_time(self, doc_id: str, time: float) -> int:
         """The last seq committed strictly before `time` (0 if none)."""
-        rows = await self._all(
-            select(func.max(events.c.seq)).where(events.c.doc_id == doc_id,
-                                                  events.c.time < time)
-        )
-        return int(rows[0][0] or 0)
+        async with self.db.snapshot() as conn:
+            return await packed_log.seq_before_time(conn, doc_id, time)
 
     async def dump(self, snapshot_every: int) -> dict[str, list[tuple[Any, ...]]]:
         """Every read-model row, in key order (to compare a rebuild with the live tables).

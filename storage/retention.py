@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from storage import packed_log
 from storage.database import Database
 from storage.packing import chunk_of, unpack_changes
-from storage.schema import events, revisions, text_change_chunks, versions
+from storage.schema import revisions, text_change_chunks, versions
 
 BATCH = 20_000
 
@@ -30,7 +31,7 @@ class LogEntry:
 
 async def log_entries(db: Database, doc_id: str, until_seq: int) -> list[LogEntry]:
     """Every event up to `until_seq`, in seq order, without payloads."""
-    e, c = events.c, text_change_chunks.c
+    c = text_change_chunks.c
     async with db.read() as conn:
         chunks = (await conn.execute(
             select(c.chunk, c.data)
@@ -43,22 +44,15 @@ async def log_entries(db: Database, doc_id: str, until_seq: int) -> list[LogEntr
             counted[change.seq] = (sum(len(op[2]) for op in change.ops),
                                    sum(len(op[1]) for op in change.ops))
     found: list[LogEntry] = []
-    last = 0
-    while True:
-        query = (
-            select(e.seq, e.kind, e.actor, e.time, e.meta)
-            .where(e.doc_id == doc_id, e.seq > last, e.seq <= until_seq)
-            .order_by(e.seq).limit(BATCH)
-        )
-        async with db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        for r in rows:
-            inserted, deleted = counted.get(int(r.seq), (None, None))
-            found.append(LogEntry(int(r.seq), r.kind, r.actor, r.time, r.meta or {}, inserted,
-                                  deleted))
-        if len(rows) < BATCH:
-            return found
-        last = int(rows[-1].seq)
+    last: int | None = 0
+    while last is not None:
+        async with db.snapshot() as conn:
+            batch, last = await packed_log.read_events(conn, doc_id, last, until_seq, BATCH,
+                                                       hashes=False)
+        for r in batch:
+            inserted, deleted = counted.get(r.seq, (None, None))
+            found.append(LogEntry(r.seq, r.kind, r.actor, r.time, r.meta, inserted, deleted))
+    return found
 
 
 async def kept_seqs(db: Database, doc_id: str) -> tuple[set[int], set[int]]:
@@ -74,10 +68,6 @@ async def kept_seqs(db: Database, doc_id: str) -> tuple[set[int], set[int]]:
 async def event_at_or_after(db: Database, doc_id: str,
                             seq: int) -> tuple[int, str, dict[str, Any]] | None:
     """(seq, kind, meta) of the first event at or after `seq`."""
-    async with db.read() as conn:
-        row = (await conn.execute(
-            select(events.c.seq, events.c.kind, events.c.meta)
-            .where(events.c.doc_id == doc_id, events.c.seq >= seq)
-            .order_by(events.c.seq).limit(1)
-        )).first()
-    return None if row is None else (int(row.seq), row.kind, row.meta or {})
+    async with db.snapshot() as conn:
+        record = await packed_log.event_at_or_after(conn, doc_id, seq)
+    return None if record is None else (record.seq, record.kind, record.meta)

@@ -47,7 +47,29 @@ events = Table(
     # SQLite: clustered on (doc_id, seq), not on a rowid with that key in an index beside it.
     sqlite_with_rowid=False,
 )
-Index("ix_events_doc_time", events.c.doc_id, events.c.time)
+# No index on time: a time-to-seq lookup reads the few rows of the hot tail and one segment
+# (each carries its events' time range) instead (storage.packed_log).
+
+# Sealed stretches of the log, packed (storage.segments): the `update` events of one run of
+# consecutive events within one aligned range of SEGMENT seqs, moved here losslessly from
+# `events` once the head is LAG seqs past the range (storage.packed_log). The log is the
+# union of both tables; every event is in exactly one of them.
+event_segments = Table(
+    "event_segments",
+    metadata,
+    Column("doc_id", String(200), ForeignKey("documents.id"), primary_key=True),
+    Column("first_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("payload_bytes", BigInteger, nullable=False),
+    Column("min_time", Float, nullable=False),
+    Column("max_time", Float, nullable=False),
+    # The chain's hash before first_seq, and the hash of the event at last_seq.
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("last_hash", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
 # The few events that say what a document is (deleted or not, its retention policy): the write
 # side reads the latest of them without scanning the log.
 GOVERNANCE_KINDS = ("delete", "undelete", "retention")

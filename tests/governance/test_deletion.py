@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.database import open_database
-from storage.schema import READ_MODEL_TABLES, documents, events, snapshots
+from storage.schema import READ_MODEL_TABLES, documents, event_segments, events, snapshots
 from tests.conftest import new_postgres_url, new_sqlite_url
 from tests.governance.support import closed_with, palimpsest, settle
 from tests.security.conftest import SECRET, close_of, raw, token
@@ -45,7 +45,7 @@ async def rows_of(database_url: str, doc_id: str) -> dict[str, int]:
     try:
         counts = {}
         async with db.read() as conn:
-            for table in (documents, events, snapshots, *READ_MODEL_TABLES):
+            for table in (documents, events, event_segments, snapshots, *READ_MODEL_TABLES):
                 column = table.c.id if table is documents else table.c.doc_id
                 counts[table.name] = int((await conn.execute(
                     select(func.count()).select_from(table).where(column == doc_id))).scalar_one())

@@ -23,6 +23,7 @@ from server.read.revisions import GroupingRules
 from server.read.textops import apply_ops
 from server.write.live_document import LiveDocument
 from server.ydoc import PendingUpdates, read_history, replay
+from storage import chain
 from storage.database import open_database
 from storage.event_store import EventStore
 from storage.migrate import migrate
@@ -40,6 +41,9 @@ _text_changes = sa.table(
     sa.column("ops", sa.JSON), sa.column("inserted"), sa.column("deleted"))
 _snapshots = sa.table("snapshots", sa.column("doc_id"), sa.column("seq"), sa.column("state"),
                       sa.column("text"), sa.column("time"))
+_events = sa.table("events", sa.column("doc_id"), sa.column("seq"), sa.column("kind"),
+                   sa.column("payload"), sa.column("actor"), sa.column("time"),
+                   sa.column("meta", sa.JSON), sa.column("hash"))
 _checkpoints = sa.table("projector_checkpoints", sa.column("doc_id"), sa.column("seq"),
                         sa.column("owner"), sa.column("lease_until"))
 
@@ -59,15 +63,22 @@ async def write_old_store(url: str) -> int:
     _, updates = trace_and_updates()
     db = open_database(url)
     try:
-        store = EventStore(db)
-        await store.ensure_document("paper")
+        # The log as rows, chained, written straight into the old schema (today's event
+        # store also reads and writes the packed segments of a later migration, 0011).
         actors = ["ann", "bob"]
-        for start in range(0, PATCHES, 500):
-            await store.append("paper", [
-                NewEvent("update", u, actors[(start // 500) % 2], 1000.0 + start)
-                for u in updates[start : min(start + 500, PATCHES)]])
-        await store.append("paper", [NewEvent("rename", b"", "ann", 5000.0, {"title": "T"})])
-        events = await store.read_list("paper")
+        events = chain.link(None, [
+            *(EventRecord("paper", i + 1, "update", u, actors[(i // 500) % 2],
+                          1000.0 + (i // 500) * 500, {}) for i, u in enumerate(updates[:PATCHES])),
+            EventRecord("paper", PATCHES + 1, "rename", b"", "ann", 5000.0, {"title": "T"})])
+        async with db.write() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO documents (id, title, head_seq, created_at, head_hash) "
+                "VALUES ('paper', '', :head, 0, :hash)"),
+                {"head": len(events), "hash": events[-1].hash})
+            await conn.execute(sa.insert(_events), [
+                {"doc_id": r.doc_id, "seq": r.seq, "kind": r.kind, "payload": r.payload,
+                 "actor": r.actor, "time": r.time, "meta": r.meta, "hash": r.hash}
+                for r in events])
         # The old projector: every snapshot with its state, a change row per event.
         projection = DocumentProjection("paper", GroupingRules(), 1000, state_every=1000)
         batch = ProjectionBatch("paper", 0, 0)
