@@ -94,15 +94,46 @@ def _reach(content: bytearray, start: int, end: int) -> tuple[int, int]:
     return _edge_left(content, start), _edge_right(content, end)
 
 
+# How far `touch` may look from its span: two reaches, each over whitespace and a word.
+TOUCH_REACH = 4 * MAX_WORD
+
+
+def _left_in(spaced: bytes, pos: int) -> int:
+    stop = max(0, pos - MAX_WORD)
+    found = spaced.rfind(b" ", stop, pos)
+    return found + 1 if found >= 0 else stop
+
+
+def _right_in(spaced: bytes, pos: int) -> int:
+    end = min(len(spaced), pos + MAX_WORD)
+    found = spaced.find(b" ", pos, end)
+    return found if found >= 0 else end
+
+
+def _reach_in(spaced: bytes, start: int, end: int) -> tuple[int, int]:
+    """`_reach` on text whose whitespace is all spaces (`_TO_SPACE`)."""
+    stop = max(0, start - MAX_WORD)
+    start = stop + len(spaced[stop:start].rstrip(b" "))
+    end_of_text = min(len(spaced), end + MAX_WORD)
+    end = end_of_text - len(spaced[end:end_of_text].lstrip(b" "))
+    return _left_in(spaced, start), _right_in(spaced, end)
+
+
 def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
     """Add to `into` the lower-cased words overlapping content[start:end] and the nearest word
     on either side across whitespace (for an empty span: the words at its two sides), and,
     as "left right", every two neighbouring words of that reach widened by one more word. A
     phrase's occurrence that overlaps the span, or straddles an empty one, holds one of those
     words, and, if it has two words or more, one of those pairs."""
-    left, right = _reach(content, start, end)
-    into.update(bytes(content[left:right]).lower().split())
-    wide = bytes(content[slice(*_reach(content, left, right))]).lower().split()
+    # Worked on a copy of the stretch it can reach, whitespace made spaces once: every edge
+    # is then one find in C. The copy ends where the text does or past any reach, so each
+    # edge lands where it would in the whole text.
+    lo = max(0, start - TOUCH_REACH)
+    window = bytes(content[lo : end + TOUCH_REACH])
+    spaced = window.translate(_TO_SPACE)
+    left, right = _reach_in(spaced, start - lo, end - lo)
+    into.update(window[left:right].lower().split())
+    wide = window[slice(*_reach_in(spaced, left, right))].lower().split()
     into.update(b" ".join(pair) for pair in itertools.pairwise(wide))
 
 
