@@ -49,7 +49,7 @@ class RootWatch:
     def settled(self) -> bool:
         """Every root seen is typed and watched: `after_apply` after an update that can bring
         no new root (a keystroke) would change nothing."""
-        return self._seen == self._names
+        return not self._untyped()
 
     def after_apply(self) -> None:
         """Type and observe roots that appeared; cheap when none did (a dict of names)."""

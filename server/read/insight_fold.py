@@ -49,7 +49,9 @@ IDLE_GAP = 120.0  # seconds between two edits of one author that still count as 
 MARK_EVERY = 4096  # events between two history marks (the text kept for history search)
 WHITESPACE = b" \t\n\r\f\v"
 WORD = re.compile(rb"[^ \t\n\r\f\v]+")
-MAX_UNAPPLIED = 20_000  # deferred updates held before the Doc takes them anyway
+# Deferred updates held; past this the Doc is given up on (no pause merging them all on the
+# event loop): an event without deltas then has the document loaded again (NeedsReload).
+MAX_UNAPPLIED = 5_000
 DEFERRED_CHUNK = 100  # merged at a time (as server.read.projection: merging is superlinear)
 
 
@@ -177,6 +179,10 @@ def fold_delta(content: bytearray, delta: list[dict[str, Any]],
     return inserted, deleted, words
 
 
+class NeedsReload(Exception):
+    """The state's Doc was left behind (MAX_UNAPPLIED): load it again at its checkpoint."""
+
+
 class NeedsReset(Exception):
     """The log was rewritten (an erasure, a compaction) after this state was built."""
 
@@ -201,6 +207,7 @@ class DocumentInsight:
         # Updates whose deltas came with them (the write side's, in this process): the Doc
         # takes them later, merged, only when an event comes without (server.read.offers).
         self._unapplied: list[bytes] = []
+        self._doc_behind = False  # more than MAX_UNAPPLIED were deferred: the Doc is stale
         self._catching_up = False
         # The raw subscription, as in server.read.projection: the wrapper costs far more.
         self._subscription = self.text.integrated.observe(self._on_text)
@@ -273,10 +280,14 @@ class DocumentInsight:
     def _text_deltas(self, event: EventRecord, update: bytes,
                      deltas: list[Any] | None) -> list[Any] | None:
         if deltas is not None:
-            self._unapplied.append(update)
-            if len(self._unapplied) >= MAX_UNAPPLIED:
-                self._apply_deferred()
+            if not self._doc_behind:
+                self._unapplied.append(update)
+                if len(self._unapplied) > MAX_UNAPPLIED:
+                    self._unapplied = []
+                    self._doc_behind = True
             return [d for d in deltas if not isinstance(d, OtherRoots)]
+        if self._doc_behind:
+            raise NeedsReload
         self._apply_deferred()
         self._deltas.clear()
         try:

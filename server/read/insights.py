@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from server.bus import Bus, BusMessage
 from server.events import REWRITES
-from server.read.insight_fold import DocumentInsight, NeedsReset
+from server.read.insight_fold import DocumentInsight, NeedsReload, NeedsReset
 from server.read.offers import Offered, Offers
 from server.read.textops import visible
 from server.supervision import Supervisor
@@ -163,6 +163,10 @@ class InsightFollower:
             else:
                 for event in await self.store.read_list(doc_id, checkpoint, until):
                     insight.apply(event, batch)
+        except NeedsReload:
+            self._forget(doc_id)  # loaded again at the checkpoint on the next pass
+            self._wake.set()
+            return checkpoint
         except NeedsReset as reset:
             self._forget(doc_id)
             await self.insights.save(InsightBatch(doc_id, checkpoint, 0, reset_for=reset.seq))
