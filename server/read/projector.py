@@ -48,7 +48,7 @@ from storage.read_model import LeaseLost, ProjectionBatch, ReadModel
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
-BUSY_PASS = 100  # events in one pass that make the next wait BUSY_COALESCE_SECONDS
+BUSY_PASS = 50  # events in one pass that make the next wait BUSY_COALESCE_SECONDS
 BUSY_COALESCE_SECONDS = 0.25
 
 
