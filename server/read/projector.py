@@ -346,6 +346,7 @@ class Projector:
         except BaseException:
             self._forget(doc_id)
             raise
+        projection.finish(batch)
         batch.to_seq = projection.seq
         batch.view = projection.view_row()
         if batch.to_seq == checkpoint:
