@@ -109,8 +109,11 @@ def build_projector(store: EventStore, read_model: ReadModel, settings: Settings
                      stall_seconds=settings.health_stall_seconds, supervisor=supervisor)
 
 
-def _offer(projector: Projector, doc_id: str, events: Sequence[Committed]) -> None:
-    projector.offer(doc_id, [(c.record, c.text_deltas) for c in events])
+def _offer(projector: Projector, insights: InsightFollower, doc_id: str,
+           events: Sequence[Committed]) -> None:
+    offered = [(c.record, c.text_deltas) for c in events]
+    projector.offer(doc_id, offered)
+    insights.offer(doc_id, offered)
 
 
 def make_read_pool(settings: Settings) -> ReadPool | None:
@@ -140,13 +143,18 @@ def create_app(settings: Settings) -> Starlette:
 
     rooms = Rooms(bus)  # the realtime side: the write side's fan-out port
     projector: Projector | None = None
+    insights: InsightFollower | None = None
     fanout: FanOut = rooms
     if settings.role in PROJECTOR_ROLES:
         projector = build_projector(store, read_model, settings, supervisor)
+        # The status, activity and search read models: their own follower of the log.
+        insights = InsightFollower(store, db, supervisor=supervisor,
+                                   leased=lambda: projector.leases if projector else [])
         if settings.role in WRITE_ROLES and settings.projector_same_process:
-            # In one process the projector takes what the writers commit, with the text
-            # deltas of their own apply, instead of reading the log and applying it again.
-            fanout = Tee(rooms, functools.partial(_offer, projector))
+            # In one process the projector and the insight follower take what the writers
+            # commit, with the text deltas of their own apply, instead of reading the log
+            # and each applying it again to a Doc of its own.
+            fanout = Tee(rooms, functools.partial(_offer, projector, insights))
     documents = LiveDocuments(store, bus, fanout, DocumentSettings(
         max_batch=settings.max_batch, grace_seconds=settings.room_grace_seconds,
         sweep_seconds=settings.room_sweep_seconds,
@@ -165,14 +173,10 @@ def create_app(settings: Settings) -> Starlette:
     feed = Feed(store)  # renames, restores, named versions, to readers as they commit
     if projector is not None:
         projector.on_progress(freshness.notify)
-    # The status, activity and search read models: their own follower of the log.
     insight_freshness = InsightFreshness(store, InsightStore(db),
                                          timeout=settings.read_wait_seconds)
-    insights: InsightFollower | None = None
-    if settings.role in PROJECTOR_ROLES:
+    if insights is not None:
         assert projector is not None
-        insights = InsightFollower(store, db, supervisor=supervisor,
-                                   leased=lambda: projector.leases if projector else [])
         insights.on_progress(insight_freshness.notify)
         projector.on_progress(insights.wake)  # it holds the document's lease now
     statuses = StatusQueries(db, queries, insight_freshness)

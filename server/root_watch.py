@@ -45,6 +45,12 @@ class RootWatch:
     # RETRY_EVERY events (a whole-state encoding each time), not on every one.
     RETRY_EVERY = 64
 
+    @property
+    def settled(self) -> bool:
+        """Every root seen is typed and watched: `after_apply` after an update that can bring
+        no new root (a keystroke) would change nothing."""
+        return not self._untyped()
+
     def after_apply(self) -> None:
         """Type and observe roots that appeared; cheap when none did (a dict of names)."""
         names = frozenset(self.doc.keys())

@@ -79,10 +79,10 @@ class Settings:
     room_grace_seconds: float = 5.0
     snapshot_every: int = 1000
     projector_coalesce_seconds: float = 0.05
-    # The writers hand the projector in the same process their own text deltas (server.write
-    # .fanout.Tee). Off by default: it measured no CPU gain on this machine (docs/benchmarks.md)
-    # and a full-trace cold load once disagreed on it, not yet explained.
-    projector_same_process: bool = False
+    # The writers hand the projector and the insight follower in the same process their own
+    # text deltas (server.write.fanout.Tee, server.read.offers): neither reads the log nor
+    # applies each event to a Doc of its own. `PALIMPSEST_PROJECTOR_SAME_PROCESS=0` turns it off.
+    projector_same_process: bool = True
     projector_lease_seconds: float = 3.0  # renewed every third of it while in use
     commit_retry_seconds: float = 30.0  # a failing commit is retried this long before 1013
     health_stall_seconds: float = 10.0  # /healthz fails once progress has stopped this long
@@ -156,7 +156,7 @@ class Settings:
             room_grace_seconds=_float(env, "PALIMPSEST_ROOM_GRACE_SECONDS", 5.0),
             snapshot_every=_int(env, "PALIMPSEST_SNAPSHOT_EVERY", 1000),
             projector_coalesce_seconds=_float(env, "PALIMPSEST_PROJECTOR_COALESCE_SECONDS", 0.05),
-            projector_same_process=env.get("PALIMPSEST_PROJECTOR_SAME_PROCESS", "") == "1",
+            projector_same_process=env.get("PALIMPSEST_PROJECTOR_SAME_PROCESS", "1") != "0",
             projector_lease_seconds=_float(env, "PALIMPSEST_PROJECTOR_LEASE_SECONDS", 3.0),
             commit_retry_seconds=_float(env, "PALIMPSEST_COMMIT_RETRY_SECONDS", 30.0),
             health_stall_seconds=_float(env, "PALIMPSEST_HEALTH_STALL_SECONDS", 10.0),

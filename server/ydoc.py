@@ -60,7 +60,12 @@ class PendingUpdates:
     def apply(self, doc: Any, update: bytes) -> bool:
         """Apply `update` to `doc` as Yjs would (structs past a clock gap held back); True
         if some of it stayed pending or held. Raises what `doc.apply_update` raises."""
-        ready, held = split_ready(update, doc.get_state())
+        ready: bytes | None
+        held: bytes | None
+        if update[:1] == b"\x00":  # no structs (a deletion): nothing to hold, no state read
+            ready, held = update, None
+        else:
+            ready, held = split_ready(update, doc.get_state())
         self.key_orders.learn(update)
         waiting = False
         if ready is not None:
@@ -89,6 +94,8 @@ class PendingUpdates:
 
     def after_apply(self, doc: Any, update: bytes) -> bool:
         """Call after `doc.apply_update(update)`; True if some of it stayed pending."""
+        if update[:1] == b"\x00" and not self._unintegrated:
+            return False  # no structs to stay pending, none pending to integrate now
         state = doc.get_state()
         if self._unintegrated:
             self._unintegrated = [u for u in self._unintegrated

@@ -24,6 +24,7 @@ from pycrdt import merge_updates
 from server.ystructs import ANY, Reader, read_struct
 
 OBJECT, ARRAY, STRING = 118, 117, 119
+_OBJECT_TAG = bytes([OBJECT])
 _ANY_INFO = re.compile(rb"[\x08\x28\x48\x68\x88\xa8\xc8\xe8]")  # ref 8, any flags
 
 
@@ -129,7 +130,7 @@ class KeyOrders:
         """Remember the key orders of the objects in an update as its writer sent it."""
         # No object without its tag byte, nor outside a ContentAny (an info byte with ref 8):
         # two byte searches spare most keystrokes the walk.
-        if bytes([OBJECT]) in update and _ANY_INFO.search(update) is not None:
+        if _OBJECT_TAG in update and _ANY_INFO.search(update) is not None:
             self._walk(update, learn=True)
 
     def restore(self, update: bytes) -> bytes:

@@ -37,7 +37,9 @@ from server.events import (
     decode,
 )
 from server.read.textops import EMBED, visible
+from server.root_watch import OtherRoots
 from server.ydoc import History, PendingUpdates, replay
+from server.ykeyorder import merge_keeping_order
 from storage.insights import ActivityCounts, InsightBatch, StatusRow, TransitionRow
 from storage.records import EventRecord
 
@@ -47,6 +49,10 @@ IDLE_GAP = 120.0  # seconds between two edits of one author that still count as 
 MARK_EVERY = 4096  # events between two history marks (the text kept for history search)
 WHITESPACE = b" \t\n\r\f\v"
 WORD = re.compile(rb"[^ \t\n\r\f\v]+")
+# Deferred updates held; past this the Doc is given up on (no pause merging them all on the
+# event loop): an event without deltas then has the document loaded again (NeedsReload).
+MAX_UNAPPLIED = 5_000
+DEFERRED_CHUNK = 100  # merged at a time (as server.read.projection: merging is superlinear)
 
 
 def minute(t: float) -> int:
@@ -65,29 +71,54 @@ def _words(region: bytes | bytearray) -> int:
 MAX_WORD = 256
 
 
+# Every whitespace byte made a space, so one find/rfind (in C) locates a word's edge.
+_TO_SPACE = bytes.maketrans(WHITESPACE, b" " * len(WHITESPACE))
+
+
 def _edge_left(content: bytearray, pos: int) -> int:
     stop = max(0, pos - MAX_WORD)
-    while pos > stop and content[pos - 1] not in WHITESPACE:
-        pos -= 1
-    return pos
+    found = content[stop:pos].translate(_TO_SPACE).rfind(b" ")
+    return stop + found + 1 if found >= 0 else stop
 
 
 def _edge_right(content: bytearray, pos: int) -> int:
     end = min(len(content), pos + MAX_WORD)
-    while pos < end and content[pos] not in WHITESPACE:
-        pos += 1
-    return pos
+    found = content[pos:end].translate(_TO_SPACE).find(b" ")
+    return pos + found if found >= 0 else end
 
 
 def _reach(content: bytearray, start: int, end: int) -> tuple[int, int]:
     """content[start:end] widened to whole words, and one word further across whitespace."""
     stop = max(0, start - MAX_WORD)
-    while start > stop and content[start - 1] in WHITESPACE:
-        start -= 1
+    start = stop + len(content[stop:start].translate(_TO_SPACE).rstrip(b" "))
     end_of_text = min(len(content), end + MAX_WORD)
-    while end < end_of_text and content[end] in WHITESPACE:
-        end += 1
+    end = end_of_text - len(content[end:end_of_text].translate(_TO_SPACE).lstrip(b" "))
     return _edge_left(content, start), _edge_right(content, end)
+
+
+# How far `touch` may look from its span: two reaches, each over whitespace and a word.
+TOUCH_REACH = 4 * MAX_WORD
+
+
+def _left_in(spaced: bytes, pos: int) -> int:
+    stop = max(0, pos - MAX_WORD)
+    found = spaced.rfind(b" ", stop, pos)
+    return found + 1 if found >= 0 else stop
+
+
+def _right_in(spaced: bytes, pos: int) -> int:
+    end = min(len(spaced), pos + MAX_WORD)
+    found = spaced.find(b" ", pos, end)
+    return found if found >= 0 else end
+
+
+def _reach_in(spaced: bytes, start: int, end: int) -> tuple[int, int]:
+    """`_reach` on text whose whitespace is all spaces (`_TO_SPACE`)."""
+    stop = max(0, start - MAX_WORD)
+    start = stop + len(spaced[stop:start].rstrip(b" "))
+    end_of_text = min(len(spaced), end + MAX_WORD)
+    end = end_of_text - len(spaced[end:end_of_text].lstrip(b" "))
+    return _left_in(spaced, start), _right_in(spaced, end)
 
 
 def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
@@ -96,9 +127,15 @@ def touch(content: bytearray, start: int, end: int, into: set[bytes]) -> None:
     as "left right", every two neighbouring words of that reach widened by one more word. A
     phrase's occurrence that overlaps the span, or straddles an empty one, holds one of those
     words, and, if it has two words or more, one of those pairs."""
-    left, right = _reach(content, start, end)
-    into.update(bytes(content[left:right]).lower().split())
-    wide = bytes(content[slice(*_reach(content, left, right))]).lower().split()
+    # Worked on a copy of the stretch it can reach, whitespace made spaces once: every edge
+    # is then one find in C. The copy ends where the text does or past any reach, so each
+    # edge lands where it would in the whole text.
+    lo = max(0, start - TOUCH_REACH)
+    window = bytes(content[lo : end + TOUCH_REACH])
+    spaced = window.translate(_TO_SPACE)
+    left, right = _reach_in(spaced, start - lo, end - lo)
+    into.update(window[left:right].lower().split())
+    wide = window[slice(*_reach_in(spaced, left, right))].lower().split()
     into.update(b" ".join(pair) for pair in itertools.pairwise(wide))
 
 
@@ -142,6 +179,10 @@ def fold_delta(content: bytearray, delta: list[dict[str, Any]],
     return inserted, deleted, words
 
 
+class NeedsReload(Exception):
+    """The state's Doc was left behind (MAX_UNAPPLIED): load it again at its checkpoint."""
+
+
 class NeedsReset(Exception):
     """The log was rewritten (an erasure, a compaction) after this state was built."""
 
@@ -163,16 +204,40 @@ class DocumentInsight:
         self.last_times: dict[str, float] = {}
         self.rewritten_at = 0
         self._deltas: list[list[dict[str, Any]]] = []
+        # Updates whose deltas came with them (the write side's, in this process): the Doc
+        # takes them later, merged, only when an event comes without (server.read.offers).
+        self._unapplied: list[bytes] = []
+        self._doc_behind = False  # more than MAX_UNAPPLIED were deferred: the Doc is stale
+        self._catching_up = False
         # The raw subscription, as in server.read.projection: the wrapper costs far more.
         self._subscription = self.text.integrated.observe(self._on_text)
 
     def _on_text(self, event: Any) -> None:
-        self._deltas.append(event.delta)
+        if not self._catching_up:  # reading `delta` walks the whole text: only when needed
+            self._deltas.append(event.delta)
+
+    def _apply_deferred(self) -> None:
+        updates = self._unapplied
+        if not updates:
+            return
+        self._unapplied = []
+        self._catching_up = True  # the text they make is in `content` already
+        try:
+            for start in range(0, len(updates), DEFERRED_CHUNK):
+                part = updates[start : start + DEFERRED_CHUNK]
+                update = part[0] if len(part) == 1 else merge_keeping_order(*part)
+                self.pending.apply(self.doc, update)
+        finally:
+            self._catching_up = False
 
     def load(self, history: History, title: str, status: StatusRow | None,
              last_times: dict[str, float], rewritten_at: int) -> None:
         """Resume at `history.seq` (the checkpoint) from a snapshot plus the events after."""
-        replay(self.doc, history.state, history.events, self.pending)
+        self._catching_up = True  # the text is read whole below
+        try:
+            replay(self.doc, history.state, history.events, self.pending)
+        finally:
+            self._catching_up = False
         self._deltas.clear()
         self.content = bytearray(str(self.text).encode())
         self.seq = history.seq
@@ -184,7 +249,10 @@ class DocumentInsight:
     def text_now(self) -> str:
         return self.content.decode(errors="replace")
 
-    def apply(self, event: EventRecord, batch: InsightBatch) -> None:
+    def apply(self, event: EventRecord, batch: InsightBatch,
+              deltas: list[Any] | None = None) -> None:
+        """Fold one event in. `deltas`: the Y.Text deltas applying it at the previous seq gave
+        (the write side's, in this process), when known: the Doc is then spared."""
         if absorbed_from(event) != self.seq + 1:
             raise ValueError(f"{self.doc_id}: event {event.seq} after {self.seq}")
         if event.kind in REWRITES and event.seq > self.rewritten_at:
@@ -193,9 +261,10 @@ class DocumentInsight:
         decoded = decode(event)
         match decoded:
             case UpdateApplied(update, absorbed):
-                self._edit(event, update, batch, 1 if absorbed is None else absorbed.events)
+                self._edit(event, update, batch, 1 if absorbed is None else absorbed.events,
+                           deltas)
             case RevisionRestored(update):
-                self._edit(event, update, batch, 1)
+                self._edit(event, update, batch, 1, deltas)
             case DocumentCreated(title) | DocumentRenamed(title):
                 self.title = title
                 batch.search = (self.title, visible(self.text_now()))
@@ -208,19 +277,37 @@ class DocumentInsight:
         if event.seq // MARK_EVERY > previous // MARK_EVERY:
             batch.marks.append((event.seq, self.text_now()))
 
-    def _edit(self, event: EventRecord, update: bytes, batch: InsightBatch, count: int) -> None:
+    def _text_deltas(self, event: EventRecord, update: bytes,
+                     deltas: list[Any] | None) -> list[Any] | None:
+        if deltas is not None:
+            if not self._doc_behind:
+                self._unapplied.append(update)
+                if len(self._unapplied) > MAX_UNAPPLIED:
+                    self._unapplied = []
+                    self._doc_behind = True
+            return [d for d in deltas if not isinstance(d, OtherRoots)]
+        if self._doc_behind:
+            raise NeedsReload
+        self._apply_deferred()
         self._deltas.clear()
         try:
-            self.doc.apply_update(update)
+            # As the projection and the write side: structs past a clock gap wait (Yjs).
+            self.pending.apply(self.doc, update)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException:  # pycrdt panics are BaseExceptions
             log.exception("event %s/%s does not apply", self.doc_id, event.seq)
+            return None
+        return self._deltas
+
+    def _edit(self, event: EventRecord, update: bytes, batch: InsightBatch, count: int,
+              deltas: list[Any] | None) -> None:
+        text_deltas = self._text_deltas(event, update, deltas)
+        if text_deltas is None:
             return
-        self.pending.after_apply(self.doc, update)
         inserted = deleted = words = 0
         touched: set[bytes] = set()
-        for delta in self._deltas:
+        for delta in text_deltas:
             i, d, w = fold_delta(self.content, delta, touched)
             inserted, deleted, words = inserted + i, deleted + d, words + w
         if touched:

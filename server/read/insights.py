@@ -19,10 +19,12 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from server.bus import Bus, BusMessage
-from server.read.insight_fold import DocumentInsight, NeedsReset
+from server.events import REWRITES
+from server.read.insight_fold import DocumentInsight, NeedsReload, NeedsReset
+from server.read.offers import Offered, Offers
 from server.read.textops import visible
 from server.supervision import Supervisor
 from server.ydoc import read_history
@@ -63,6 +65,9 @@ class InsightFollower:
         self.leased = leased
         self.orphan_seconds = orphan_seconds
         self._behind_since: dict[str, float] = {}
+        # What this process's writers committed, with their text deltas (server.read.offers):
+        # a document folded on in memory reads neither the log nor applies them again.
+        self._offered = Offers()
 
     def on_progress(self, listener: Progress) -> None:
         """Call `listener(doc_id, seq)` after each saved batch."""
@@ -71,8 +76,16 @@ class InsightFollower:
     def wake(self, *_args: object) -> None:
         self._wake.set()
 
-    def _on_bus(self, _message: BusMessage) -> None:
+    def _on_bus(self, message: BusMessage) -> None:
+        if message.event_kind in REWRITES:
+            self._offered.drop(message.doc_id)  # what was offered may be rewritten
         self._wake.set()
+
+    def offer(self, doc_id: str, events: Sequence[Offered]) -> None:
+        """Events just committed by this process, in seq order, each with its text deltas
+        (None when unknown); kept only for a document folded in memory here."""
+        if doc_id in self._cache:
+            self._offered.add(doc_id, events)
 
     async def start(self, bus: Bus | None) -> None:
         if bus is not None:
@@ -94,6 +107,7 @@ class InsightFollower:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 self._cache.clear()
+                self._offered.clear()
                 if isinstance(exc, StorageError):
                     log.warning("insight pass failed, retrying: %s", exc)
                 else:
@@ -122,7 +136,7 @@ class InsightFollower:
                 try:
                     saved = await self._fold_batch(doc_id, checkpoint, head)
                 except CheckpointMoved:
-                    self._cache.pop(doc_id, None)  # another follower got there first
+                    self._forget(doc_id)  # another follower got there first
                     break
                 if saved == checkpoint:
                     break
@@ -133,19 +147,32 @@ class InsightFollower:
         return folded
 
     async def _fold_batch(self, doc_id: str, checkpoint: int, head: int) -> int:
+        cached = self._cache.get(doc_id)
+        continuing = cached is not None and cached.seq == checkpoint
         insight = await self._insight(doc_id, checkpoint)
-        events = await self.store.read_list(doc_id, checkpoint,
-                                            min(head, checkpoint + self.batch_size))
+        until = min(head, checkpoint + self.batch_size)
+        # Offered events serve only a state that went on in memory (see the projector).
+        offered = self._offered.take(doc_id, checkpoint, until) if continuing else []
+        if not continuing:
+            self._offered.drop(doc_id)
         batch = InsightBatch(doc_id, checkpoint, checkpoint)
         try:
-            for event in events:
-                insight.apply(event, batch)
+            if offered:
+                for event, deltas in offered:
+                    insight.apply(event, batch, deltas)
+            else:
+                for event in await self.store.read_list(doc_id, checkpoint, until):
+                    insight.apply(event, batch)
+        except NeedsReload:
+            self._forget(doc_id)  # loaded again at the checkpoint on the next pass
+            self._wake.set()
+            return checkpoint
         except NeedsReset as reset:
-            self._cache.pop(doc_id, None)
+            self._forget(doc_id)
             await self.insights.save(InsightBatch(doc_id, checkpoint, 0, reset_for=reset.seq))
             return 0
         except BaseException:
-            self._cache.pop(doc_id, None)
+            self._forget(doc_id)
             raise
         batch.to_seq = insight.seq
         if batch.to_seq == checkpoint:
@@ -155,7 +182,7 @@ class InsightFollower:
         try:
             await self.insights.save(batch)
         except BaseException:
-            self._cache.pop(doc_id, None)  # memory is ahead of the database
+            self._forget(doc_id)  # memory is ahead of the database
             raise
         return batch.to_seq
 
@@ -177,8 +204,13 @@ class InsightFollower:
             self._cache.popitem(last=False)
         return insight
 
+    def _forget(self, doc_id: str) -> None:
+        self._cache.pop(doc_id, None)
+        self._offered.drop(doc_id)
+
     async def rebuild(self) -> int:
         """Drop every insight row and fold every log again (`palimpsest rebuild`)."""
         self._cache.clear()
+        self._offered.clear()
         await self.insights.reset()
         return await self.catch_up()

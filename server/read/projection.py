@@ -87,6 +87,7 @@ class DocumentProjection:
         # process): the Doc takes them later, merged, when a snapshot needs its state.
         self._unapplied: list[bytes] = []
         self._catching_up = False
+        self._row_behind = False  # the batch's last revision row lags self.revision (finish)
         # The raw Rust-side subscription, not Text.observe: pycrdt's event wrapper converts
         # every attribute of the event (path, target, ...) and costs 20x the apply itself.
         self._subscription = self.text.integrated.observe(self._on_text)
@@ -256,16 +257,27 @@ class DocumentProjection:
                 first_seq=absorbed.from_seq, first_time=absorbed.first_time,
                 events=absorbed.events,
             )
+        previous = self.revision
         self.revision = revision
-        row = _revision_row(self.doc_id, revision)
+        # The batch's last row is brought up to date only when its revision closes or the
+        # batch ends (`finish`): building a row per event cost more than the grouping.
         if batch.revisions and batch.revisions[-1].number == revision.number:
-            batch.revisions[-1] = row
+            self._row_behind = True
         else:
-            batch.revisions.append(row)
+            if self._row_behind and batch.revisions and previous is not None:
+                batch.revisions[-1] = _revision_row(self.doc_id, previous)
+            batch.revisions.append(_revision_row(self.doc_id, revision))
+            self._row_behind = False
         view = self.view
         if event.actor not in view.contributors:
             view.contributors.append(event.actor)
         view.updated_at = event.time
+
+    def finish(self, batch: ProjectionBatch) -> None:
+        """Bring the batch's rows up to the projection's state: call before saving it."""
+        if self._row_behind and batch.revisions and self.revision is not None:
+            batch.revisions[-1] = _revision_row(self.doc_id, self.revision)
+        self._row_behind = False
 
     def text_now(self) -> str:
         return self.content.decode(errors="replace")

@@ -32,10 +32,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from server.bus import Bus, BusMessage
-from server.events import REWRITES, absorbed_from
+from server.events import REWRITES
+from server.read.offers import Offered, Offers
 from server.read.projection import DocumentProjection
 from server.read.revisions import GroupingRules
 from server.supervision import Supervisor
@@ -44,12 +44,12 @@ from storage.errors import StorageError
 from storage.event_store import EventStore
 from storage.packing import CHUNK, chunk_of
 from storage.read_model import LeaseLost, ProjectionBatch, ReadModel
-from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
-MAX_OFFERED = 50_000  # offered events held per document before they are dropped
+BUSY_PASS = 50  # events in one pass that make the next wait BUSY_COALESCE_SECONDS
+BUSY_COALESCE_SECONDS = 0.25
 
 
 class Projector:
@@ -83,6 +83,7 @@ class Projector:
         self.supervisor = supervisor or Supervisor()
         self.owner = uuid.uuid4().hex
         self.lag = 0
+        self.last_pass_events = 0
         self._cache: OrderedDict[str, DocumentProjection] = OrderedDict()
         # doc_id -> when our lease runs out, by time.monotonic() (a local estimate that errs
         # early: it starts before the statement that took the lease in the database's time)
@@ -103,7 +104,7 @@ class Projector:
         # Events this process's write side committed, with the text deltas its own apply gave
         # (`offer`): a projection that follows on from them reads neither the log nor applies
         # them again. Only a hint: anything out of step is read from the log instead.
-        self._offered: dict[str, list[tuple[EventRecord, list[Any] | None]]] = {}
+        self._offered = Offers()
 
     @property
     def leases(self) -> list[str]:
@@ -135,20 +136,15 @@ class Projector:
 
     def _on_bus(self, message: BusMessage) -> None:
         if message.event_kind in REWRITES:
-            self._offered.pop(message.doc_id, None)  # what was offered may be rewritten
+            self._offered.drop(message.doc_id)  # what was offered may be rewritten
         self._wake.set()
 
-    def offer(self, doc_id: str, events: Sequence[tuple[EventRecord, list[Any] | None]]) -> None:
+    def offer(self, doc_id: str, events: Sequence[Offered]) -> None:
         """Events just committed by this process, in seq order, each with its text deltas
-        (None when unknown). Bounded: past MAX_OFFERED the document is read from the log.
-        Kept only for a document this projector is following (another node's projector may
-        hold the lease: nothing would take them)."""
-        if doc_id not in self._cache:
-            return
-        held = self._offered.setdefault(doc_id, [])
-        held.extend(events)
-        if len(held) > MAX_OFFERED:
-            del self._offered[doc_id]
+        (None when unknown): server.read.offers. Kept only for a document this projector is
+        following (another node's projector may hold the lease: nothing would take them)."""
+        if doc_id in self._cache:
+            self._offered.add(doc_id, events)
 
     def wake(self) -> None:
         self._wake.set()
@@ -181,8 +177,12 @@ class Projector:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             if self.coalesce_seconds > 0:
                 # Let a burst of commits pile up: one pass then projects them all, instead of
-                # a pass (lease, read, save) per event competing with the write path.
-                await asyncio.sleep(self.coalesce_seconds)
+                # a pass (lease, read, save) per event competing with the write path. Under
+                # a sustained stream (the last pass had many), longer: each save writes the
+                # document's text and its open chunk of changes whole, so fewer, larger
+                # batches cost the process and the database less per event.
+                busy = self.last_pass_events >= BUSY_PASS
+                await asyncio.sleep(BUSY_COALESCE_SECONDS if busy else self.coalesce_seconds)
 
     async def _renew_forever(self) -> None:
         while True:
@@ -250,6 +250,7 @@ class Projector:
         behind = await self.read_model.documents_behind()
         self._observe(behind)
         self.lag = sum(head - checkpoint for _, head, checkpoint in behind)
+        self.last_pass_events = self.lag  # what this pass has to project (a busy stream?)
         now = time.monotonic()
         for doc_id, head, _ in behind:
             if self._skip_until.get(doc_id, 0.0) > now:
@@ -319,7 +320,7 @@ class Projector:
         return cached.seq
 
     def _forget(self, doc_id: str) -> None:
-        self._offered.pop(doc_id, None)
+        self._offered.drop(doc_id)
         self._cache.pop(doc_id, None)
         self._leases.pop(doc_id, None)
         self._used.pop(doc_id, None)
@@ -331,9 +332,9 @@ class Projector:
         until = min(head, checkpoint + self.batch_size)
         # Offered events serve only a projection that went on in memory: a new one starts
         # from the database, and what was offered before it may predate a rewrite.
-        offered = self._take_offered(doc_id, checkpoint, until) if continuing else []
+        offered = self._offered.take(doc_id, checkpoint, until) if continuing else []
         if not continuing:
-            self._offered.pop(doc_id, None)
+            self._offered.drop(doc_id)
         batch = ProjectionBatch(doc_id, checkpoint, checkpoint)
         try:
             if offered:
@@ -345,34 +346,13 @@ class Projector:
         except BaseException:
             self._forget(doc_id)
             raise
+        projection.finish(batch)
         batch.to_seq = projection.seq
         batch.view = projection.view_row()
         if batch.to_seq == checkpoint:
             return checkpoint
         await self.read_model.save(batch, self.owner, None, self.lease_seconds)
         return batch.to_seq
-
-    def _take_offered(self, doc_id: str, checkpoint: int,
-                      until: int) -> list[tuple[EventRecord, list[Any] | None]]:
-        """The offered events that follow `checkpoint` without a gap, up to `until`."""
-        held = self._offered.get(doc_id)
-        if not held:
-            return []
-        start = 0
-        while start < len(held) and held[start][0].seq <= checkpoint:
-            start += 1
-        taken: list[tuple[EventRecord, list[Any] | None]] = []
-        seq = checkpoint
-        end = start
-        while end < len(held):
-            event = held[end][0]
-            if event.seq > until or absorbed_from(event) != seq + 1:
-                break
-            taken.append(held[end])
-            seq = event.seq
-            end += 1
-        del held[:end if taken else start]
-        return taken
 
     async def _projection(self, doc_id: str, checkpoint: int) -> DocumentProjection:
         cached = self._cache.get(doc_id)

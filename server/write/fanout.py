@@ -31,7 +31,7 @@ class Committed:
     record: EventRecord
     origin: Origin | None  # None for commands with no live sender (the HTTP API)
     # The Y.Text deltas applying it to the live document gave, when the fan-out wants them
-    # (`wants_text_deltas`: a projector in this process) and the document applied the batch
+    # (`wants_text_deltas`: read-side followers in this process) and the document applied the batch
     # in log order; otherwise None.
     text_deltas: list[Any] | None = None
 
@@ -67,9 +67,10 @@ class FanOut(Protocol):
 
 
 class Tee:
-    """A fan-out that first hands what this node committed to `listener` (a projector in the
-    same process, through the composition root), then to `inner`. It asks the writers for
-    each event's text deltas, so the listener need not apply the event again to find them."""
+    """A fan-out that first hands what this node committed to `listener` (the projector and
+    the insight follower of the same process, through the composition root), then to
+    `inner`. It asks the writers for each event's text deltas, so the listener need not apply
+    the event again to find them."""
 
     wants_text_deltas = True
 

@@ -19,6 +19,7 @@ from server.events import STATUS_CHANGED, absorbed_from, yjs_update
 from server.review_status import DRAFT, READ_ONLY
 from server.root_watch import OtherRoots, RootWatch
 from server.write.surrogates import SurrogateIndex
+from server.write.update_guard import keystroke
 from server.ydoc import History, PendingUpdates, replay
 from storage.records import EventRecord
 
@@ -48,6 +49,7 @@ class LiveDocument:
         self._text_deltas: list[Any] | None = None
         self._text_subscription: Any = None
         self._roots: RootWatch | None = None
+        self._roots_may_change = False  # an update since the last look could add a root
         # Sync step 2 answers at `_answers_seq`, by state vector: clients joining together (a
         # join storm, everyone back after a restart) mostly send the same one, and encoding a
         # large document's state costs milliseconds each time.
@@ -76,7 +78,10 @@ class LiveDocument:
             self._text_deltas = []
             roots = self._roots
             assert roots is not None
-            roots.after_apply()
+            if self._roots_may_change or not roots.settled:
+                # Listing the roots costs more than the apply: skipped after keystrokes.
+                roots.after_apply()
+                self._roots_may_change = False
             inserted, deleted = roots.take()
             if inserted or deleted:
                 taken.append(OtherRoots(inserted, deleted))
@@ -88,6 +93,7 @@ class LiveDocument:
     def load(self, history: History) -> None:
         """Build the doc from a snapshot plus the events after it."""
         replay(self.doc, history.state, history.events, self.pending)
+        self._roots_may_change = True
         self.surrogates.add_all([history.state or b"\x00\x00",
                                  *(u for u in map(yjs_update, history.events) if u)])
         self.applied_seq = history.seq
@@ -104,6 +110,8 @@ class LiveDocument:
         """
         self._changed = False
         self.surrogates.check(update)  # before yrs sees it: refused, nothing touched
+        if not self._roots_may_change and not keystroke(update):
+            self._roots_may_change = True
         try:
             # Structs past a gap in their client's clocks are held back, as Yjs does.
             waiting = self.pending.apply(self.doc, update)
@@ -133,6 +141,7 @@ class LiveDocument:
             self.status = event.payload.decode()  # the target rides in the payload (bus hints)
         update = yjs_update(event)
         if update is not None:
+            self._roots_may_change = True
             try:
                 self.pending.apply(self.doc, update)
             except (KeyboardInterrupt, SystemExit, GeneratorExit):

@@ -281,6 +281,16 @@ _INSERT = re.compile(rb"\x01\x01" + _VAR + _SMALL
 _DELETE = re.compile(rb"\x00\x01" + _VAR + rb"\x01" + _SMALL + _SMALL, re.DOTALL)
 
 
+def keystroke(update: bytes) -> bool:
+    """True if `update` has one of the two keystroke shapes (one string item placed by its
+    neighbours, or one deleted range): it can bring no new root type and no JSON object."""
+    insert = _INSERT.match(update)
+    if insert is not None:
+        return (insert.end() + update[insert.end() - 1] + 1 == len(update)
+                and update[-1] == 0)
+    return _DELETE.fullmatch(update) is not None
+
+
 def scan(update: bytes, budget_seconds: float | None = None) -> bool:
     """Raise InvalidUpdate unless the update's declared structure fits its bytes and bounds;
     TooLarge if scanning it takes more than `budget_seconds` of CPU time.
