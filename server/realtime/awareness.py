@@ -55,6 +55,7 @@ class ClientState:
     owner: Owner
     sent: int  # the owner's own clock for it
     renewed: float  # time.monotonic() of its last accepted entry
+    entry: bytes  # (client, clock, state) encoded, as a snapshot lists it
 
 
 @dataclass(slots=True)
@@ -92,6 +93,9 @@ class Applied:
     echo: bytes = b""  # the same entries with the sender's own clocks, for the sender
     refused: list[tuple[int, str]] = field(default_factory=list)  # (client, why) not routine
     ignored: int = 0  # entries dropped as routine: someone else's id, or not newer
+    # Some entry changed a state (a new client, a new state, a departure); False when every
+    # relayed entry only renews a state its owner already had (stock clients renew every 15 s).
+    changed: bool = False
 
 
 def decode(payload: bytes) -> list[tuple[int, int, str]]:
@@ -105,11 +109,12 @@ def decode(payload: bytes) -> list[tuple[int, int, str]]:
 
 
 def encode(entries: list[tuple[int, int, str]]) -> bytes:
-    parts = [write_var_uint(len(entries))]
-    for client, clock, state in entries:
-        raw = state.encode()
-        parts += [write_var_uint(client), write_var_uint(clock), write_var_uint(len(raw)), raw]
-    return b"".join(parts)
+    return write_var_uint(len(entries)) + b"".join(_entry(*entry) for entry in entries)
+
+
+def _entry(client: int, clock: int, state: str) -> bytes:
+    raw = state.encode()
+    return write_var_uint(client) + write_var_uint(clock) + write_var_uint(len(raw)) + raw
 
 
 def _not_json(constant: str) -> None:
@@ -166,24 +171,19 @@ class AwarenessRelay:
         applied = Applied()
         for client, clock, text in decode(payload):
             leaving = _leaving(text)
-            if not leaving:
-                problem = state_problem(text, rules.state_bytes)
-                if problem is not None:
-                    applied.refused.append((client, problem))
-                    continue
             current = self.states.get(client)
+            gone: Departed | None = None
+            # Who may change the id, and whether the entry is newer, are decided before its
+            # state is read: most entries are someone else's (every stock client sends back
+            # every state it receives), and those cost no JSON parse.
             if current is not None and current.owner != owner:
                 if not self._may_take(current, user, local, at):
                     applied.ignored += 1  # someone else's: a stock client echoes every state
                     continue
-                self._drop_from(current.owner, client, current.size)
-                last = current.clock
-                current = None
             elif current is not None:
                 if not (clock > current.sent or (clock == current.sent and leaving)):
                     applied.ignored += 1  # not newer than what its owner sent last
                     continue
-                last = current.clock
             else:
                 if leaving:
                     applied.ignored += 1  # nothing here to remove
@@ -192,6 +192,18 @@ class AwarenessRelay:
                 if gone is not None and gone.owner == owner and clock <= gone.sent:
                     applied.ignored += 1  # a stale entry of the owner that removed it
                     continue
+            if not leaving:
+                problem = state_problem(text, rules.state_bytes)
+                if problem is not None:
+                    applied.refused.append((client, problem))
+                    continue
+            if current is not None and current.owner != owner:
+                self._drop_from(current.owner, client, current.size)
+                last = current.clock
+                current = None
+            elif current is not None:
+                last = current.clock
+            else:
                 last = gone.clock if gone is not None else 0
             if local and client not in holder.introduced:
                 if 0 < rules.max_clients <= len(holder.introduced):
@@ -216,8 +228,12 @@ class AwarenessRelay:
                 holder.bytes -= held_before
                 self._remember(client, Departed(relayed, owner, clock))
                 text = "null"
+                applied.changed = True
             else:
-                self.states[client] = ClientState(relayed, text, size, owner, clock, at)
+                if current is None or current.state != text:
+                    applied.changed = True
+                self.states[client] = ClientState(relayed, text, size, owner, clock, at,
+                                                  _entry(client, relayed, text))
                 self.departed.pop(client, None)
                 holder.held.add(client)
                 holder.bytes += size - held_before
@@ -253,8 +269,9 @@ class AwarenessRelay:
         """Every known state, as one update for a newcomer; None when there are none. Built
         once per change, however many ask."""
         if not self._snapshot_fresh:
-            self._snapshot = encode([(c, s.clock, s.state) for c, s in self.states.items()]
-                                    ) if self.states else None
+            states = self.states
+            self._snapshot = write_var_uint(len(states)) + b"".join(
+                s.entry for s in states.values()) if states else None
             self._snapshot_fresh = True
         return self._snapshot
 

@@ -18,6 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError, ReadOnlyDocument
@@ -26,7 +27,7 @@ from server.realtime import protocol
 from server.realtime.awareness import Applied, AwarenessRelay, Rules
 from server.realtime.connection import Connection
 from server.realtime.outbound import Outbound
-from server.realtime.presence_batch import PresenceBatch, merge
+from server.realtime.presence_batch import Part, PresenceBatch, merge
 from server.write.fanout import Committed, Origin
 from server.ykeyorder import merge_keeping_order
 from storage.records import EventRecord
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # Connections refused and gone, remembered a while: their writes may still be queued, and
 # nothing after a refused message may apply. Writers drain far faster than this many closes.
 REMEMBER_REFUSED = 4096
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Room:
         self._presence: tuple[bytes, Outbound] | None = None  # (snapshot, its frame)
         self._counts = counts if counts is not None else FanOutCounts()
         self._step2: tuple[bytes, Outbound] | None = None  # (update, its frame)
-        self._presence_out = PresenceBatch(self._send_presence)
+        self._presence_out = PresenceBatch(self._send_presence, lambda: len(self.connections))
 
     def broadcast(self, frame: bytes | Outbound, *, exclude: Connection | None = None) -> None:
         out = frame if isinstance(frame, Outbound) else Outbound(frame)
@@ -71,11 +74,11 @@ class Room:
         local client's): every connection gets all of them but its own, in one frame."""
         self._fan_out(updates, _update_frame)
 
-    def _send_presence(self, entries: Sequence[tuple[bytes, object | None]]) -> None:
+    def _send_presence(self, entries: Sequence[tuple[Part, object | None]]) -> None:
         self._fan_out(entries, _presence_frame)
 
-    def _fan_out(self, items: Sequence[tuple[bytes, object | None]],
-                 frame: Callable[[list[bytes]], Outbound]) -> None:
+    def _fan_out(self, items: Sequence[tuple[T, object | None]],
+                 frame: Callable[[list[T]], Outbound]) -> None:
         """One frame of every item for the connections that sent none of them, and one per
         sender of everything but its own: 1 + (senders) encodings, whatever the room's size."""
         if not items or not self.connections:
@@ -131,7 +134,7 @@ class Room:
         if not applied.relay:
             return
         conn.send(protocol.awareness(applied.echo))
-        self._presence_out.add(applied.relay, conn)
+        self._presence_out.add(applied.relay, conn, renewal=not applied.changed)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            applied.relay))
 
@@ -144,7 +147,7 @@ class Room:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
         if applied.relay:
-            self._presence_out.add(applied.relay, None)
+            self._presence_out.add(applied.relay, None, renewal=not applied.changed)
 
 
 class Rooms:
@@ -259,8 +262,8 @@ def _update_frame(updates: list[bytes]) -> Outbound:
     return Outbound(protocol.sync_update(update))
 
 
-def _presence_frame(payloads: list[bytes]) -> Outbound:
-    return Outbound(protocol.awareness(merge(payloads)))
+def _presence_frame(parts: list[Part]) -> Outbound:
+    return Outbound(protocol.awareness(merge(parts)))
 
 
 FROZEN = {b"published": "document is published: read-only until reopened",
