@@ -14,6 +14,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.auth import Access, Principal, origin_allowed
@@ -44,6 +45,7 @@ from storage.event_store import EventStore
 log = logging.getLogger(__name__)
 
 STORAGE_DOWN = (1013, "storage unavailable; retry")
+PATH_PREFIX = "/ws/"  # then the document id, whole (newlines included: refused as invalid)
 
 
 @dataclass(slots=True)
@@ -82,6 +84,17 @@ class DocumentSocket:
         self.write = write
         self.store = store
         self.awareness_rules = Rules.from_limits(settings.limits)
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as a plain ASGI app for `/ws/...` (server.app serves it before the
+        framework's routing and middleware: a connection lives for hours, and every frame of
+        the stack that dispatched it lives as long, a few KB each)."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        scope["path_params"] = {"doc_id": path[len(PATH_PREFIX):]}
+        await self.endpoint(WebSocket(scope, receive, send))
 
     async def endpoint(self, websocket: WebSocket) -> None:
         ending = _Ending(websocket.path_params["doc_id"], _address(websocket))
