@@ -38,13 +38,20 @@ from server.errors import MalformedMessage, RateLimited
 from server.realtime.protocol import Reader
 from server.settings import Limits
 
-MAX_CLIENTS_PER_UPDATE = 1000
+# A stock client sends back every state it receives, a newcomer the whole room's at once: the
+# bound is above any room's (connections per document x awareness clients each, with room
+# for other nodes'); the frame size limit bounds the work per message anyway.
+MAX_CLIENTS_PER_UPDATE = 50_000
+# Payloads lately sent to clients, kept decoded: every stock client sends each one back whole.
+KNOWN_PAYLOADS = 4096
+KNOWN_BYTES = 8 * 1024 * 1024
 MAX_REMEMBERED_CLOCKS = 10_000
 CLOCK_STEP = 1000  # how far past its last relayed clock one entry may move an id
 MAX_CLOCK = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: lib0 throws past it
 STALE_SECONDS = 30.0  # y-protocols' outdatedTimeout: a state not renewed for this long is gone
 
 Owner = int | str  # a local connection's number, or another node's id
+Entry = tuple[int, int, str]  # client id, clock, state (JSON text, or "null")
 
 
 @dataclass(slots=True)
@@ -90,6 +97,7 @@ class Rules:
 @dataclass(slots=True)
 class Applied:
     relay: bytes = b""  # the news, with this relay's clocks, for everyone
+    news: list[Entry] = field(default_factory=list)  # the relay's entries, decoded
     echo: bytes = b""  # the same entries with the sender's own clocks, for the sender
     refused: list[tuple[int, str]] = field(default_factory=list)  # (client, why) not routine
     ignored: int = 0  # entries dropped as routine: someone else's id, or not newer
@@ -151,6 +159,8 @@ class AwarenessRelay:
         self._holders: dict[Owner, _Holder] = {}
         self._snapshot: bytes | None = None
         self._snapshot_fresh = True
+        self._known: OrderedDict[bytes, list[Entry]] = OrderedDict()
+        self._known_bytes = 0
 
     def held_by(self, owner: Owner) -> set[int]:
         holder = self._holders.get(owner)
@@ -169,7 +179,8 @@ class AwarenessRelay:
         news: list[tuple[int, int, str]] = []
         echo: list[tuple[int, int, str]] = []
         applied = Applied()
-        for client, clock, text in decode(payload):
+        entries = self._known.get(payload)
+        for client, clock, text in decode(payload) if entries is None else entries:
             leaving = _leaving(text)
             current = self.states.get(client)
             gone: Departed | None = None
@@ -242,6 +253,7 @@ class AwarenessRelay:
         if news:
             self._snapshot_fresh = False
             applied.relay = encode(news)
+            applied.news = news
             applied.echo = encode(echo)
         return applied
 
@@ -250,8 +262,10 @@ class AwarenessRelay:
         (a reconnect), or a node that stopped renewing it."""
         if isinstance(current.owner, str):
             return at - current.renewed >= STALE_SECONDS
+        if not local or user is None:
+            return False
         held_by = self._holders.get(current.owner)
-        return local and user is not None and held_by is not None and held_by.user == user
+        return held_by is not None and held_by.user == user
 
     def _drop_from(self, owner: Owner, client: int, size: int) -> None:
         holder = self._holders.get(owner)
@@ -273,7 +287,23 @@ class AwarenessRelay:
             self._snapshot = write_var_uint(len(states)) + b"".join(
                 s.entry for s in states.values()) if states else None
             self._snapshot_fresh = True
+            if self._snapshot is not None:
+                self.remember(self._snapshot, [(c, s.clock, s.state) for c, s in states.items()])
         return self._snapshot
+
+    def remember(self, payload: bytes, entries: list[Entry]) -> None:
+        """A payload about to be sent to clients, with its entries: every stock client sends
+        back each state it receives, so a room of N sends each frame back N times; what comes
+        back whole is then looked up, not decoded again (bounded, oldest forgotten first)."""
+        known = self._known
+        if payload in known:
+            known.move_to_end(payload)
+            return
+        known[payload] = entries
+        self._known_bytes += len(payload)
+        while len(known) > KNOWN_PAYLOADS or self._known_bytes > KNOWN_BYTES:
+            old, _ = known.popitem(last=False)
+            self._known_bytes -= len(old)
 
     def release(self, owner: Owner) -> bytes | None:
         """Forget an owner (its connection closed): its clients leave. Returns the update that

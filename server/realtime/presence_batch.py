@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from pycrdt import write_var_uint
 
+from server.realtime.awareness import Entry
 from server.realtime.protocol import Reader
 
 WINDOW_SECONDS = 0.05
@@ -43,12 +44,13 @@ class Part:
 
     count: int
     body: bytes
+    entries: list[Entry]  # decoded (as the relay made them)
 
     @classmethod
-    def of(cls, payload: bytes) -> Part:
+    def of(cls, payload: bytes, entries: list[Entry]) -> Part:
         reader = Reader(payload)
         count = reader.var_uint()
-        return cls(count, payload[reader.pos:])
+        return cls(count, payload[reader.pos:], entries)
 
 
 Send = Callable[[list[tuple[Part, Sender]]], None]
@@ -75,11 +77,12 @@ class PresenceBatch:
         """How long changes wait at most, for this room's size."""
         return max(self._window, self._size() * PER_CONNECTION_SECONDS)
 
-    def add(self, payload: bytes, sender: Sender, *, renewal: bool = False) -> None:
+    def add(self, payload: bytes, entries: list[Entry], sender: Sender, *,
+            renewal: bool = False) -> None:
         """Relay an awareness payload (varUint count, then entries) from `sender`; `renewal`
         when it only renews states their owner already had."""
         loop = asyncio.get_running_loop()
-        item = (Part.of(payload), sender)
+        item = (Part.of(payload, entries), sender)
         if renewal:
             self._renewals.append(item)
             if self._renewal_timer is None:

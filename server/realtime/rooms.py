@@ -24,7 +24,7 @@ from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError, ReadOnlyDocument
 from server.events import STATUS_CHANGED, yjs_update
 from server.realtime import protocol
-from server.realtime.awareness import Applied, AwarenessRelay, Rules
+from server.realtime.awareness import Applied, AwarenessRelay, Rules, decode
 from server.realtime.connection import Connection
 from server.realtime.outbound import Outbound
 from server.realtime.presence_batch import Part, PresenceBatch, merge
@@ -75,7 +75,7 @@ class Room:
         self._fan_out(updates, _update_frame)
 
     def _send_presence(self, entries: Sequence[tuple[Part, object | None]]) -> None:
-        self._fan_out(entries, _presence_frame)
+        self._fan_out(entries, self._presence_frame)
 
     def _fan_out(self, items: Sequence[tuple[T, object | None]],
                  frame: Callable[[list[T]], Outbound]) -> None:
@@ -97,6 +97,11 @@ class Room:
                 sender.send(frame(others))
                 counts.frames += 1
                 counts.deliveries += 1
+
+    def _presence_frame(self, parts: list[Part]) -> Outbound:
+        payload = merge(parts)
+        self.awareness.remember(payload, [entry for part in parts for entry in part.entries])
+        return Outbound(protocol.awareness(payload))
 
     def close(self) -> None:
         """The room's last connection left: drop presence not yet relayed."""
@@ -122,7 +127,7 @@ class Room:
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""
-        self._presence_out.add(payload, None)
+        self._presence_out.add(payload, decode(payload), None)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            payload))
 
@@ -134,7 +139,7 @@ class Room:
         if not applied.relay:
             return
         conn.send(protocol.awareness(applied.echo))
-        self._presence_out.add(applied.relay, conn, renewal=not applied.changed)
+        self._presence_out.add(applied.relay, applied.news, conn, renewal=not applied.changed)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            applied.relay))
 
@@ -147,7 +152,8 @@ class Room:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
         if applied.relay:
-            self._presence_out.add(applied.relay, None, renewal=not applied.changed)
+            self._presence_out.add(applied.relay, applied.news, None,
+                                   renewal=not applied.changed)
 
 
 class Rooms:
@@ -262,8 +268,6 @@ def _update_frame(updates: list[bytes]) -> Outbound:
     return Outbound(protocol.sync_update(update))
 
 
-def _presence_frame(parts: list[Part]) -> Outbound:
-    return Outbound(protocol.awareness(merge(parts)))
 
 
 FROZEN = {b"published": "document is published: read-only until reopened",
