@@ -95,13 +95,15 @@ class PalimpsestApp(Starlette):
     alive (ServerErrorMiddleware, ExceptionMiddleware, the router, the route's session
     wrappers), about 6 KB a connection. The route stays in `routes` (OpenAPI, tests)."""
 
-    socket_front: ASGIApp | None = None
+    socket_front: tuple[HttpGuard, ASGIApp] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         front = self.socket_front
         if front is not None and scope["type"] == "websocket" and _route_path(
                 scope).startswith(PATH_PREFIX):
-            await front(scope, receive, send)
+            guard, serve = front
+            if not await guard.refused_host(scope, send):  # checked, not wrapped: no frame kept
+                await serve(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -305,7 +307,7 @@ def create_app(settings: Settings) -> Starlette:
     app = PalimpsestApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
                         middleware=[Middleware(HttpGuard, settings=settings)])
     if settings.role in WRITE_ROLES:
-        app.socket_front = HttpGuard(socket.asgi, settings)
+        app.socket_front = (HttpGuard(socket.asgi, settings), socket.asgi)
     return app
 
 

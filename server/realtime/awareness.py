@@ -44,6 +44,7 @@ from server.settings import Limits
 MAX_CLIENTS_PER_UPDATE = 50_000
 # Payloads lately sent to clients, kept decoded: every stock client sends each one back whole.
 KNOWN_PAYLOADS = 4096
+KNOWN_FROM_ENTRIES = 16  # smaller payloads decode in microseconds: not worth their memory
 KNOWN_BYTES = 8 * 1024 * 1024
 MAX_REMEMBERED_CLOCKS = 10_000
 CLOCK_STEP = 1000  # how far past its last relayed clock one entry may move an id
@@ -295,6 +296,8 @@ class AwarenessRelay:
         """A payload about to be sent to clients, with its entries: every stock client sends
         back each state it receives, so a room of N sends each frame back N times; what comes
         back whole is then looked up, not decoded again (bounded, oldest forgotten first)."""
+        if len(entries) < KNOWN_FROM_ENTRIES:
+            return
         known = self._known
         if payload in known:
             known.move_to_end(payload)

@@ -82,7 +82,8 @@ async def test_the_window_for_changes_grows_with_the_room() -> None:
 def test_a_payload_sent_out_and_sent_back_whole_is_not_decoded_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     relay = AwarenessRelay()
-    relay.apply(1, awareness.encode([(7, 1, '{"a":1}')]))
+    for owner in range(1, 21):  # a room of 20: a snapshot worth remembering
+        relay.apply(owner, awareness.encode([(owner, 1, '{"a":1}')]))
     snapshot = relay.snapshot()
     assert snapshot is not None
 
@@ -90,8 +91,8 @@ def test_a_payload_sent_out_and_sent_back_whole_is_not_decoded_again(
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(awareness, "decode", no_decoding)
-    echoed = relay.apply(2, snapshot)  # a newcomer sends the room's presence back
-    assert echoed.relay == b"" and echoed.ignored == 1
+    echoed = relay.apply(21, snapshot)  # a newcomer sends the room's presence back
+    assert echoed.relay == b"" and echoed.ignored == 20
 
 
 def test_a_renewal_is_told_apart_from_a_change() -> None:
