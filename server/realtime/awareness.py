@@ -151,6 +151,9 @@ def _leaving(text: str) -> bool:
 class AwarenessRelay:
     """Holds the live awareness states of one document on this node, and their owners."""
 
+    __slots__ = ("_holders", "_known", "_known_bytes", "_snapshot", "_snapshot_fresh",
+                 "departed", "rules", "states")
+
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
         self.states: dict[int, ClientState] = {}
@@ -160,7 +163,7 @@ class AwarenessRelay:
         self._holders: dict[Owner, _Holder] = {}
         self._snapshot: bytes | None = None
         self._snapshot_fresh = True
-        self._known: OrderedDict[bytes, list[Entry]] = OrderedDict()
+        self._known: OrderedDict[bytes, list[Entry]] | None = None  # made for a large room
         self._known_bytes = 0
 
     def held_by(self, owner: Owner) -> set[int]:
@@ -180,7 +183,8 @@ class AwarenessRelay:
         news: list[tuple[int, int, str]] = []
         echo: list[tuple[int, int, str]] = []
         applied = Applied()
-        entries = self._known.get(payload)
+        known = self._known
+        entries = known.get(payload) if known is not None else None
         for client, clock, text in decode(payload) if entries is None else entries:
             leaving = _leaving(text)
             current = self.states.get(client)
@@ -299,6 +303,8 @@ class AwarenessRelay:
         if len(entries) < KNOWN_FROM_ENTRIES:
             return
         known = self._known
+        if known is None:
+            known = self._known = OrderedDict()
         if payload in known:
             known.move_to_end(payload)
             return

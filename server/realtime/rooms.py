@@ -52,6 +52,10 @@ class FanOutCounts:
 class Room:
     """The connections to one document on this node, and their presence."""
 
+    # One per open document, thousands at once: slots.
+    __slots__ = ("_bus", "_counts", "_presence", "_presence_out", "_step2", "awareness",
+                 "connections", "doc_id")
+
     def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None,
                  counts: FanOutCounts | None = None) -> None:
         self.doc_id = doc_id
