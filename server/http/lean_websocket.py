@@ -93,5 +93,22 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = Inbox()  # type: ignore[assignment]
+        self.inbox = Inbox()
+        self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
+
+    async def receive(self) -> Any:
+        """uvicorn's receive, waiting on the inbox's future itself: one coroutine less held
+        by every idle connection."""
+        inbox = self.inbox
+        while not inbox._items:
+            waiter = inbox._waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                inbox._waiter = None
+        message = inbox._items.pop(0)
+        if self.read_paused and not inbox._items:
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
