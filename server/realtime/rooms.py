@@ -79,6 +79,11 @@ class Room:
         self._fan_out(updates, _update_frame)
 
     def _send_presence(self, entries: Sequence[tuple[Part, object | None]]) -> None:
+        # A newcomer's snapshot is kept from one batch to the next: what changed since it
+        # was built waits in the batch, which reaches every connection of the room, newcomers
+        # included. So every client joining within a window gets the same bytes (and sends
+        # the same bytes back, looked up rather than decoded: see AwarenessRelay.remember).
+        self._presence = None
         self._fan_out(entries, self._presence_frame)
 
     def _fan_out(self, items: Sequence[tuple[T, object | None]],
@@ -113,12 +118,12 @@ class Room:
 
     def presence_frame(self) -> Outbound | None:
         """Every known state as one awareness frame (for a newcomer, or a query), or None. The
-        same bytes for everyone who asks until presence changes: a connection that asks again
-        and again costs no new copy."""
-        known = self.awareness.snapshot()
-        if known is None:
-            return None
-        if self._presence is None or self._presence[0] is not known:
+        same bytes for everyone who asks until the next batch goes out: a connection that asks
+        again and again costs no new copy, and a wave of joiners one snapshot."""
+        if self._presence is None:
+            known = self.awareness.snapshot()
+            if known is None:
+                return None
             self._presence = (known, Outbound(protocol.awareness(known)))
         return self._presence[1]
 
