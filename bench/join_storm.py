@@ -43,6 +43,7 @@ from bench.servers import (  # noqa: E402
     ServerFactory,
     watched,
 )
+from server.read.insights import InsightFollower  # noqa: E402
 from server.ydoc import PendingUpdates, read_history, replay  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.event_store import EventStore  # noqa: E402
@@ -56,6 +57,21 @@ COLUMNS = [
     ("server_peak_rss_mib", "server peak RSS MiB", ".0f"),
     ("client_cpu_s", "client CPU s", ".1f"),
 ]
+
+
+async def fold_insights(url: str) -> int:
+    """Bring the insight read models (status, activity, search) up to the log's head, as a
+    long-running server has them: otherwise every fresh server folds the whole log in the
+    background during the storm (bench/read_side.py's build projects, but predates them)."""
+    db = open_database(url)
+    try:
+        follower = InsightFollower(EventStore(db), db)
+        folded = 0
+        while (more := await follower.catch_up()) > 0:
+            folded += more
+        return folded
+    finally:
+        await db.dispose()
 
 
 async def export_state(url: str) -> tuple[bytes, int]:
@@ -103,6 +119,11 @@ def main() -> int:
             built = asyncio.run(build_log(f"sqlite+aiosqlite:///{base}", trace, count, 1000))
             print(f"log: {int(built['events'])} events, built in "
                   f"{built['append_s'] + built['project_s']:.0f} s", file=sys.stderr)
+            if args.keep_store is not None:
+                shutil.copy(base, args.keep_store)
+        folded = asyncio.run(fold_insights(f"sqlite+aiosqlite:///{base}"))
+        if folded:
+            print(f"insights: {folded} events folded", file=sys.stderr)
             if args.keep_store is not None:
                 shutil.copy(base, args.keep_store)
         state = work / "state.bin"

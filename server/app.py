@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth import Access, Revocations
 from server.bus import Bus, LocalBus
@@ -53,7 +54,7 @@ from server.realtime.outbound import Outbound
 from server.realtime.presence_board import PresenceBoard
 from server.realtime.rooms import Rooms
 from server.realtime.sessions import Sessions
-from server.realtime.websocket import DocumentSocket
+from server.realtime.websocket import PATH_PREFIX, DocumentSocket
 from server.settings import Settings
 from server.supervision import Supervisor
 from server.web import client_routes
@@ -85,6 +86,32 @@ class WholePath(PathConvertor):
 
 
 register_url_convertor("whole", WholePath())
+
+
+class PalimpsestApp(Starlette):
+    """Starlette, with the document sockets (`/ws/...`) served before its middleware and
+    routing, through the same host check (HttpGuard) and the same endpoint: thousands of
+    connections stay open for hours, and each would keep the whole dispatching stack's frames
+    alive (ServerErrorMiddleware, ExceptionMiddleware, the router, the route's session
+    wrappers), about 6 KB a connection. The route stays in `routes` (OpenAPI, tests)."""
+
+    socket_front: tuple[HttpGuard, ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.socket_front
+        if front is not None and scope["type"] == "websocket" and _route_path(
+                scope).startswith(PATH_PREFIX):
+            guard, serve = front
+            if not await guard.refused_host(scope, send):  # checked, not wrapped: no frame kept
+                await serve(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def make_bus(settings: Settings, node_id: str, supervisor: Supervisor | None = None) -> Bus:
@@ -263,7 +290,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if settings.role in WRITE_ROLES:
         socket = DocumentSocket(settings, access, sessions, documents, rooms, write, store)
-        routes.append(WebSocketRoute("/ws/{doc_id:whole}", socket.endpoint))
+        routes.append(WebSocketRoute(PATH_PREFIX + "{doc_id:whole}", socket.endpoint))
         routes += AccessRoutes(access, sessions).routes()
         routes += CommandRoutes(access, write, queries, governance).routes()
         routes += GovernanceRoutes(access, write, queries, governance).routes()
@@ -281,8 +308,11 @@ def create_app(settings: Settings) -> Starlette:
         404: not_found,
         405: not_found,
     }
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                     middleware=[Middleware(HttpGuard, settings=settings)])
+    app = PalimpsestApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                        middleware=[Middleware(HttpGuard, settings=settings)])
+    if settings.role in WRITE_ROLES:
+        app.socket_front = (HttpGuard(socket.asgi, settings), socket.asgi)
+    return app
 
 
 def client_dist(settings: Settings) -> Path:

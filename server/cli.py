@@ -52,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
               "loopback only)", file=sys.stderr, flush=True)
     from server.app import create_app
     from server.http.guard import header_timeout_protocol
+    from server.http.lean_websocket import LeanWebSocketProtocol
 
     if is_sqlite(settings.database_url):
         path = sqlite_path(settings.database_url)
@@ -72,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws=LeanWebSocketProtocol,  # uvicorn's own, with lighter per-connection state
         # h11, not httptools: h11 bounds the request line and headers; our subclass closes a
         # connection that does not finish its headers in time (server.http.guard).
         http=header_timeout_protocol(settings.header_timeout_seconds),

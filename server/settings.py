@@ -42,10 +42,11 @@ class Limits:
     document_bytes: int = 64 * 1024 * 1024
     messages_per_second: int = 2000
     bytes_per_second: int = 16 * 1024 * 1024
-    # 500: the largest room measured to be served well (500 stock observers with presence at
-    # 0.38x the reference's CPU); 1,000 joining at once still overload a node (docs/protocol.md,
-    # "The connection caps, deliberately"). Past it, 4503: stock clients retry with backoff.
-    connections_per_document: int = 500
+    # 1,200: a room of 1,000 stock observers with presence and their writers, measured served
+    # whole (bench/observers.py), with room for reconnects that hold a slot until the server
+    # sees the old socket close (docs/protocol.md, "The connection caps, deliberately"). Past
+    # it, 4503: stock clients retry with backoff; a bigger audience needs more nodes.
+    connections_per_document: int = 1200
     connections_per_address: int = 1000
     connections_per_user: int = 20  # one user's connections to one document (per node)
     pending_unauthenticated: int = 32

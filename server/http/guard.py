@@ -204,14 +204,9 @@ class HttpGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        hosts = conn.headers.getlist("host")
-        if len(hosts) != 1 or not self.hosts.allows(hosts[0]):
-            shown = hosts[0][:100] if hosts else "(none)"
-            await _refuse(scope, send, 421, "host_not_allowed",
-                          f"this server does not answer to the host {shown!r}; "
-                          "see PALIMPSEST_ALLOWED_HOSTS")
+        if await self.refused_host(scope, send):
             return
+        conn = HTTPConnection(scope)
         if scope["type"] == "websocket":  # the endpoint checks a handshake's Origin
             await self.app(scope, receive, send)
             return
@@ -234,6 +229,18 @@ class HttpGuard:
                 return
             receive = _replaying(body, receive)
         await self.app(scope, receive, send)
+
+    async def refused_host(self, scope: Scope, send: Send) -> bool:
+        """Check 1 (the Host header); True when the request was refused (answered here). For
+        an app served beside this middleware rather than through it (server.app)."""
+        hosts = HTTPConnection(scope).headers.getlist("host")
+        if len(hosts) != 1 or not self.hosts.allows(hosts[0]):
+            shown = hosts[0][:100] if hosts else "(none)"
+            await _refuse(scope, send, 421, "host_not_allowed",
+                          f"this server does not answer to the host {shown!r}; "
+                          "see PALIMPSEST_ALLOWED_HOSTS")
+            return True
+        return False
 
     def _refusal(self, conn: HTTPConnection) -> tuple[int, str, str] | None:
         headers = conn.headers

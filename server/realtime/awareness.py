@@ -38,13 +38,21 @@ from server.errors import MalformedMessage, RateLimited
 from server.realtime.protocol import Reader
 from server.settings import Limits
 
-MAX_CLIENTS_PER_UPDATE = 1000
+# A stock client sends back every state it receives, a newcomer the whole room's at once: the
+# bound is above any room's (connections per document x awareness clients each, with room
+# for other nodes'); the frame size limit bounds the work per message anyway.
+MAX_CLIENTS_PER_UPDATE = 50_000
+# Payloads lately sent to clients, kept decoded: every stock client sends each one back whole.
+KNOWN_PAYLOADS = 4096
+KNOWN_FROM_ENTRIES = 16  # smaller payloads decode in microseconds: not worth their memory
+KNOWN_BYTES = 8 * 1024 * 1024
 MAX_REMEMBERED_CLOCKS = 10_000
 CLOCK_STEP = 1000  # how far past its last relayed clock one entry may move an id
 MAX_CLOCK = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: lib0 throws past it
 STALE_SECONDS = 30.0  # y-protocols' outdatedTimeout: a state not renewed for this long is gone
 
 Owner = int | str  # a local connection's number, or another node's id
+Entry = tuple[int, int, str]  # client id, clock, state (JSON text, or "null")
 
 
 @dataclass(slots=True)
@@ -55,6 +63,7 @@ class ClientState:
     owner: Owner
     sent: int  # the owner's own clock for it
     renewed: float  # time.monotonic() of its last accepted entry
+    entry: bytes  # (client, clock, state) encoded, as a snapshot lists it
 
 
 @dataclass(slots=True)
@@ -89,9 +98,13 @@ class Rules:
 @dataclass(slots=True)
 class Applied:
     relay: bytes = b""  # the news, with this relay's clocks, for everyone
+    news: list[Entry] = field(default_factory=list)  # the relay's entries, decoded
     echo: bytes = b""  # the same entries with the sender's own clocks, for the sender
     refused: list[tuple[int, str]] = field(default_factory=list)  # (client, why) not routine
     ignored: int = 0  # entries dropped as routine: someone else's id, or not newer
+    # Some entry changed a state (a new client, a new state, a departure); False when every
+    # relayed entry only renews a state its owner already had (stock clients renew every 15 s).
+    changed: bool = False
 
 
 def decode(payload: bytes) -> list[tuple[int, int, str]]:
@@ -105,11 +118,12 @@ def decode(payload: bytes) -> list[tuple[int, int, str]]:
 
 
 def encode(entries: list[tuple[int, int, str]]) -> bytes:
-    parts = [write_var_uint(len(entries))]
-    for client, clock, state in entries:
-        raw = state.encode()
-        parts += [write_var_uint(client), write_var_uint(clock), write_var_uint(len(raw)), raw]
-    return b"".join(parts)
+    return write_var_uint(len(entries)) + b"".join(_entry(*entry) for entry in entries)
+
+
+def _entry(client: int, clock: int, state: str) -> bytes:
+    raw = state.encode()
+    return write_var_uint(client) + write_var_uint(clock) + write_var_uint(len(raw)) + raw
 
 
 def _not_json(constant: str) -> None:
@@ -137,6 +151,9 @@ def _leaving(text: str) -> bool:
 class AwarenessRelay:
     """Holds the live awareness states of one document on this node, and their owners."""
 
+    __slots__ = ("_holders", "_known", "_known_bytes", "_snapshot", "_snapshot_fresh",
+                 "departed", "rules", "states")
+
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
         self.states: dict[int, ClientState] = {}
@@ -146,6 +163,8 @@ class AwarenessRelay:
         self._holders: dict[Owner, _Holder] = {}
         self._snapshot: bytes | None = None
         self._snapshot_fresh = True
+        self._known: OrderedDict[bytes, list[Entry]] | None = None  # made for a large room
+        self._known_bytes = 0
 
     def held_by(self, owner: Owner) -> set[int]:
         holder = self._holders.get(owner)
@@ -164,26 +183,23 @@ class AwarenessRelay:
         news: list[tuple[int, int, str]] = []
         echo: list[tuple[int, int, str]] = []
         applied = Applied()
-        for client, clock, text in decode(payload):
+        known = self._known
+        entries = known.get(payload) if known is not None else None
+        for client, clock, text in decode(payload) if entries is None else entries:
             leaving = _leaving(text)
-            if not leaving:
-                problem = state_problem(text, rules.state_bytes)
-                if problem is not None:
-                    applied.refused.append((client, problem))
-                    continue
             current = self.states.get(client)
+            gone: Departed | None = None
+            # Who may change the id, and whether the entry is newer, are decided before its
+            # state is read: most entries are someone else's (every stock client sends back
+            # every state it receives), and those cost no JSON parse.
             if current is not None and current.owner != owner:
                 if not self._may_take(current, user, local, at):
                     applied.ignored += 1  # someone else's: a stock client echoes every state
                     continue
-                self._drop_from(current.owner, client, current.size)
-                last = current.clock
-                current = None
             elif current is not None:
                 if not (clock > current.sent or (clock == current.sent and leaving)):
                     applied.ignored += 1  # not newer than what its owner sent last
                     continue
-                last = current.clock
             else:
                 if leaving:
                     applied.ignored += 1  # nothing here to remove
@@ -192,6 +208,18 @@ class AwarenessRelay:
                 if gone is not None and gone.owner == owner and clock <= gone.sent:
                     applied.ignored += 1  # a stale entry of the owner that removed it
                     continue
+            if not leaving:
+                problem = state_problem(text, rules.state_bytes)
+                if problem is not None:
+                    applied.refused.append((client, problem))
+                    continue
+            if current is not None and current.owner != owner:
+                self._drop_from(current.owner, client, current.size)
+                last = current.clock
+                current = None
+            elif current is not None:
+                last = current.clock
+            else:
                 last = gone.clock if gone is not None else 0
             if local and client not in holder.introduced:
                 if 0 < rules.max_clients <= len(holder.introduced):
@@ -216,8 +244,12 @@ class AwarenessRelay:
                 holder.bytes -= held_before
                 self._remember(client, Departed(relayed, owner, clock))
                 text = "null"
+                applied.changed = True
             else:
-                self.states[client] = ClientState(relayed, text, size, owner, clock, at)
+                if current is None or current.state != text:
+                    applied.changed = True
+                self.states[client] = ClientState(relayed, text, size, owner, clock, at,
+                                                  _entry(client, relayed, text))
                 self.departed.pop(client, None)
                 holder.held.add(client)
                 holder.bytes += size - held_before
@@ -226,6 +258,7 @@ class AwarenessRelay:
         if news:
             self._snapshot_fresh = False
             applied.relay = encode(news)
+            applied.news = news
             applied.echo = encode(echo)
         return applied
 
@@ -234,8 +267,10 @@ class AwarenessRelay:
         (a reconnect), or a node that stopped renewing it."""
         if isinstance(current.owner, str):
             return at - current.renewed >= STALE_SECONDS
+        if not local or user is None:
+            return False
         held_by = self._holders.get(current.owner)
-        return local and user is not None and held_by is not None and held_by.user == user
+        return held_by is not None and held_by.user == user
 
     def _drop_from(self, owner: Owner, client: int, size: int) -> None:
         holder = self._holders.get(owner)
@@ -253,10 +288,31 @@ class AwarenessRelay:
         """Every known state, as one update for a newcomer; None when there are none. Built
         once per change, however many ask."""
         if not self._snapshot_fresh:
-            self._snapshot = encode([(c, s.clock, s.state) for c, s in self.states.items()]
-                                    ) if self.states else None
+            states = self.states
+            self._snapshot = write_var_uint(len(states)) + b"".join(
+                s.entry for s in states.values()) if states else None
             self._snapshot_fresh = True
+            if self._snapshot is not None:
+                self.remember(self._snapshot, [(c, s.clock, s.state) for c, s in states.items()])
         return self._snapshot
+
+    def remember(self, payload: bytes, entries: list[Entry]) -> None:
+        """A payload about to be sent to clients, with its entries: every stock client sends
+        back each state it receives, so a room of N sends each frame back N times; what comes
+        back whole is then looked up, not decoded again (bounded, oldest forgotten first)."""
+        if len(entries) < KNOWN_FROM_ENTRIES:
+            return
+        known = self._known
+        if known is None:
+            known = self._known = OrderedDict()
+        if payload in known:
+            known.move_to_end(payload)
+            return
+        known[payload] = entries
+        self._known_bytes += len(payload)
+        while len(known) > KNOWN_PAYLOADS or self._known_bytes > KNOWN_BYTES:
+            old, _ = known.popitem(last=False)
+            self._known_bytes -= len(old)
 
     def release(self, owner: Owner) -> bytes | None:
         """Forget an owner (its connection closed): its clients leave. Returns the update that

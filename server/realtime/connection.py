@@ -189,6 +189,11 @@ class Connection:
                     if ws.application_state == WebSocketState.CONNECTED:
                         await self._bounded(ws.close(code, reason), "close")
                     return
+                # Caught up and open: the task ends, and the connection holds no queue, task
+                # or event again until a frame has to wait (no await since the queue emptied,
+                # so nothing was queued meanwhile).
+                self._sender = self._wakeup = None
+                return
         except Exception as exc:  # the peer went away mid-send: the receive loop notices too
             log.debug("connection %s send failed: %r", self.id, exc)
         finally:

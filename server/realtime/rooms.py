@@ -18,15 +18,16 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from server.bus import AWARENESS, EVENT, Bus, BusMessage
 from server.errors import PalimpsestError, ReadOnlyDocument
 from server.events import STATUS_CHANGED, yjs_update
 from server.realtime import protocol
-from server.realtime.awareness import Applied, AwarenessRelay, Rules
+from server.realtime.awareness import Applied, AwarenessRelay, Rules, decode
 from server.realtime.connection import Connection
 from server.realtime.outbound import Outbound
-from server.realtime.presence_batch import PresenceBatch, merge
+from server.realtime.presence_batch import Part, PresenceBatch, merge
 from server.write.fanout import Committed, Origin
 from server.ykeyorder import merge_keeping_order
 from storage.records import EventRecord
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # Connections refused and gone, remembered a while: their writes may still be queued, and
 # nothing after a refused message may apply. Writers drain far faster than this many closes.
 REMEMBER_REFUSED = 4096
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,6 +52,10 @@ class FanOutCounts:
 class Room:
     """The connections to one document on this node, and their presence."""
 
+    # One per open document, thousands at once: slots.
+    __slots__ = ("_bus", "_counts", "_presence", "_presence_out", "_step2", "awareness",
+                 "connections", "doc_id")
+
     def __init__(self, doc_id: str, bus: Bus, rules: Rules | None = None,
                  counts: FanOutCounts | None = None) -> None:
         self.doc_id = doc_id
@@ -58,7 +65,7 @@ class Room:
         self._presence: tuple[bytes, Outbound] | None = None  # (snapshot, its frame)
         self._counts = counts if counts is not None else FanOutCounts()
         self._step2: tuple[bytes, Outbound] | None = None  # (update, its frame)
-        self._presence_out = PresenceBatch(self._send_presence)
+        self._presence_out = PresenceBatch(self._send_presence, lambda: len(self.connections))
 
     def broadcast(self, frame: bytes | Outbound, *, exclude: Connection | None = None) -> None:
         out = frame if isinstance(frame, Outbound) else Outbound(frame)
@@ -71,11 +78,16 @@ class Room:
         local client's): every connection gets all of them but its own, in one frame."""
         self._fan_out(updates, _update_frame)
 
-    def _send_presence(self, entries: Sequence[tuple[bytes, object | None]]) -> None:
-        self._fan_out(entries, _presence_frame)
+    def _send_presence(self, entries: Sequence[tuple[Part, object | None]]) -> None:
+        # A newcomer's snapshot is kept from one batch to the next: what changed since it
+        # was built waits in the batch, which reaches every connection of the room, newcomers
+        # included. So every client joining within a window gets the same bytes (and sends
+        # the same bytes back, looked up rather than decoded: see AwarenessRelay.remember).
+        self._presence = None
+        self._fan_out(entries, self._presence_frame)
 
-    def _fan_out(self, items: Sequence[tuple[bytes, object | None]],
-                 frame: Callable[[list[bytes]], Outbound]) -> None:
+    def _fan_out(self, items: Sequence[tuple[T, object | None]],
+                 frame: Callable[[list[T]], Outbound]) -> None:
         """One frame of every item for the connections that sent none of them, and one per
         sender of everything but its own: 1 + (senders) encodings, whatever the room's size."""
         if not items or not self.connections:
@@ -95,18 +107,23 @@ class Room:
                 counts.frames += 1
                 counts.deliveries += 1
 
+    def _presence_frame(self, parts: list[Part]) -> Outbound:
+        payload = merge(parts)
+        self.awareness.remember(payload, [entry for part in parts for entry in part.entries])
+        return Outbound(protocol.awareness(payload))
+
     def close(self) -> None:
         """The room's last connection left: drop presence not yet relayed."""
         self._presence_out.close()
 
     def presence_frame(self) -> Outbound | None:
         """Every known state as one awareness frame (for a newcomer, or a query), or None. The
-        same bytes for everyone who asks until presence changes: a connection that asks again
-        and again costs no new copy."""
-        known = self.awareness.snapshot()
-        if known is None:
-            return None
-        if self._presence is None or self._presence[0] is not known:
+        same bytes for everyone who asks until the next batch goes out: a connection that asks
+        again and again costs no new copy, and a wave of joiners one snapshot."""
+        if self._presence is None:
+            known = self.awareness.snapshot()
+            if known is None:
+                return None
             self._presence = (known, Outbound(protocol.awareness(known)))
         return self._presence[1]
 
@@ -119,7 +136,7 @@ class Room:
 
     async def share_presence(self, payload: bytes) -> None:
         """Presence changed here: tell every local client and the other nodes."""
-        self._presence_out.add(payload, None)
+        self._presence_out.add(payload, decode(payload), None)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            payload))
 
@@ -131,7 +148,7 @@ class Room:
         if not applied.relay:
             return
         conn.send(protocol.awareness(applied.echo))
-        self._presence_out.add(applied.relay, conn)
+        self._presence_out.add(applied.relay, applied.news, conn, renewal=not applied.changed)
         await self._bus.publish(BusMessage(self.doc_id, AWARENESS, self._bus.node_id, 0, "",
                                            applied.relay))
 
@@ -144,7 +161,8 @@ class Room:
             log.warning("dropped malformed awareness from the bus for %s", self.doc_id)
             return
         if applied.relay:
-            self._presence_out.add(applied.relay, None)
+            self._presence_out.add(applied.relay, applied.news, None,
+                                   renewal=not applied.changed)
 
 
 class Rooms:
@@ -259,8 +277,6 @@ def _update_frame(updates: list[bytes]) -> Outbound:
     return Outbound(protocol.sync_update(update))
 
 
-def _presence_frame(payloads: list[bytes]) -> Outbound:
-    return Outbound(protocol.awareness(merge(payloads)))
 
 
 FROZEN = {b"published": "document is published: read-only until reopened",

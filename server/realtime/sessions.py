@@ -42,7 +42,7 @@ class Session:
     awareness_refused: bool = False  # an awareness entry was refused (logged once)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Document:
     sessions: set[Session] = field(default_factory=set)
     size: DocumentSize = field(default_factory=DocumentSize)

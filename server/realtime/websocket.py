@@ -14,7 +14,8 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.auth import Access, Principal, origin_allowed
 from server.errors import NotFound, PalimpsestError, TextFrame, TooLarge
@@ -44,6 +45,7 @@ from storage.event_store import EventStore
 log = logging.getLogger(__name__)
 
 STORAGE_DOWN = (1013, "storage unavailable; retry")
+PATH_PREFIX = "/ws/"  # then the document id, whole (newlines included: refused as invalid)
 
 
 @dataclass(slots=True)
@@ -83,7 +85,16 @@ class DocumentSocket:
         self.store = store
         self.awareness_rules = Rules.from_limits(settings.limits)
 
-    async def endpoint(self, websocket: WebSocket) -> None:
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as a plain ASGI app for `/ws/...` (server.app serves it before the
+        framework's routing and middleware: a connection lives for hours, and every frame of
+        the stack that dispatched it lives as long, a few KB each)."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        scope["path_params"] = {"doc_id": path[len(PATH_PREFIX):]}
+        websocket = WebSocket(scope, receive, send)
         ending = _Ending(websocket.path_params["doc_id"], _address(websocket))
         try:
             await self._connect(websocket, ending)
@@ -92,6 +103,10 @@ class DocumentSocket:
             raise
         finally:
             ending.log()
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """The same, as a starlette route's endpoint."""
+        await self.asgi(websocket.scope, websocket._receive, websocket._send)
 
     async def _refuse(self, websocket: WebSocket, ending: _Ending, code: int, reason: str,
                       *, accept: bool = True) -> None:
@@ -161,6 +176,7 @@ class DocumentSocket:
             send_timeout=limits.send_timeout,
             user=principal.user_id,
         )
+        _release_handshake(websocket)
         self.sessions.attach(session, conn)
         conn.start()
         room: Room | None = None
@@ -195,9 +211,13 @@ class DocumentSocket:
             conn.send(known)
         limits = self.settings.limits
         websocket = conn.websocket
+        # The server's receive itself, not starlette's wrapper: one coroutine frame less
+        # waiting for every idle connection (accepted: only receive or disconnect come now).
+        receive = websocket._receive
         while not conn.closing:
-            message = await websocket.receive()
+            message = await receive()
             if message["type"] == "websocket.disconnect":
+                websocket.client_state = WebSocketState.DISCONNECTED
                 return int(message.get("code") or 1005), str(message.get("reason") or "")
             frame = message.get("bytes")
             try:
@@ -254,6 +274,14 @@ class DocumentSocket:
             known = room.presence_frame()
             if known is not None:
                 conn.send(known)
+
+
+def _release_handshake(websocket: WebSocket) -> None:
+    """The handshake's headers and query were read (host, origin, token, options) and are not
+    read again; a connection lives for hours, so let them go (about 2 KB each)."""
+    websocket.scope["headers"] = []
+    for cached in ("_headers", "_query_params", "_url", "_cookies"):
+        websocket.__dict__.pop(cached, None)
 
 
 def _address(websocket: WebSocket) -> str:
