@@ -161,7 +161,8 @@ class InsightFollower:
                 for event, deltas in offered:
                     insight.apply(event, batch, deltas)
             else:
-                for event in await self.store.read_list(doc_id, checkpoint, until):
+                for event in await self.store.read_list(doc_id, checkpoint, until,
+                                                          hashes=False):
                     insight.apply(event, batch)
         except NeedsReload:
             self._forget(doc_id)  # loaded again at the checkpoint on the next pass

@@ -341,7 +341,8 @@ class Projector:
                 for event, deltas in offered:
                     projection.apply(event, batch, deltas)
             else:
-                for event in await self.store.read_list(doc_id, checkpoint, until):
+                for event in await self.store.read_list(doc_id, checkpoint, until,
+                                                          hashes=False):
                     projection.apply(event, batch)
         except BaseException:
             self._forget(doc_id)

@@ -161,9 +161,10 @@ class CountingStore(EventStore):
     reads = 0
 
     async def read_list(self, doc_id: str, after_seq: int = 0,
-                        until_seq: int | None = None) -> list[EventRecord]:
+                        until_seq: int | None = None, *,
+                        hashes: bool = True) -> list[EventRecord]:
         self.reads += 1
-        return await super().read_list(doc_id, after_seq, until_seq)
+        return await super().read_list(doc_id, after_seq, until_seq, hashes=hashes)
 
 
 async def test_a_projector_fed_by_the_write_side_keeps_what_a_rebuild_gives(
