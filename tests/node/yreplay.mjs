@@ -5,6 +5,7 @@
 //                         checks: [seq, ...], types: {root name: "text"|"xml"|"map"|"array"}}
 // stdout: one JSON object {seq: {root name: {json, delta?}}} with every root as Yjs renders
 // it (toJSON; toDelta for texts), to compare with what the server serves at that seq.
+// Or {batch: [such objects]}, answered {batch: [such outputs]}: several logs, one process.
 
 import * as Y from 'yjs'
 
@@ -12,7 +13,13 @@ let input = ''
 process.stdin.setEncoding('utf8')
 process.stdin.on('data', (chunk) => { input += chunk })
 process.stdin.on('end', () => {
-  const { updates, checks, types } = JSON.parse(input)
+  const job = JSON.parse(input)
+  // {batch: [job, ...]} replays several logs in one process: {batch: [output, ...]}.
+  const out = job.batch ? { batch: job.batch.map(replay) } : replay(job)
+  process.stdout.write(JSON.stringify(out) + '\n')
+})
+
+function replay ({ updates, checks, types }) {
   const wanted = new Set(checks)
   const doc = new Y.Doc()
   const out = {}
@@ -38,8 +45,8 @@ process.stdin.on('end', () => {
     Y.applyUpdate(doc, Buffer.from(b64, 'base64'))
     if (wanted.has(seq)) render(seq)
   }
-  process.stdout.write(JSON.stringify(out) + '\n')
-})
+  return out
+}
 
 // An XML fragment as a tree: elements with tag, attributes and children; texts as deltas.
 function tree (fragment) {
