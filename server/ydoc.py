@@ -144,6 +144,18 @@ def replay(doc: Doc[Any], state: bytes | None, records: Iterable[EventRecord],
         _apply_merged(doc, chunk, pending)
 
 
+# Updates deferred by a follower are merged this many at a time: merging is superlinear in yrs
+# (100 small updates: 5 us each; 5,000: 23 us each, measured), applying one by one 7 us each.
+DEFERRED_CHUNK = 100
+
+
+def apply_deferred(doc: Doc[Any], updates: list[bytes], pending: PendingUpdates) -> None:
+    """Bring `doc` up to date with updates whose effects were taken elsewhere (a follower fed
+    the writer's own deltas): merged DEFERRED_CHUNK at a time, clock gaps held back as Yjs."""
+    for start in range(0, len(updates), DEFERRED_CHUNK):
+        _apply_merged(doc, updates[start : start + DEFERRED_CHUNK], pending)
+
+
 def _apply_merged(doc: Doc[Any], updates: list[bytes], pending: PendingUpdates) -> None:
     update = updates[0] if len(updates) == 1 else merge_keeping_order(*updates)
     pending.apply(doc, update)

@@ -38,8 +38,7 @@ from server.events import (
 )
 from server.read.textops import EMBED, visible
 from server.root_watch import OtherRoots
-from server.ydoc import History, PendingUpdates, replay
-from server.ykeyorder import merge_keeping_order
+from server.ydoc import History, PendingUpdates, apply_deferred, replay
 from storage.insights import ActivityCounts, InsightBatch, StatusRow, TransitionRow
 from storage.records import EventRecord
 
@@ -52,7 +51,6 @@ WORD = re.compile(rb"[^ \t\n\r\f\v]+")
 # Deferred updates held; past this the Doc is given up on (no pause merging them all on the
 # event loop): an event without deltas then has the document loaded again (NeedsReload).
 MAX_UNAPPLIED = 5_000
-DEFERRED_CHUNK = 100  # merged at a time (as server.read.projection: merging is superlinear)
 
 
 def minute(t: float) -> int:
@@ -223,10 +221,7 @@ class DocumentInsight:
         self._unapplied = []
         self._catching_up = True  # the text they make is in `content` already
         try:
-            for start in range(0, len(updates), DEFERRED_CHUNK):
-                part = updates[start : start + DEFERRED_CHUNK]
-                update = part[0] if len(part) == 1 else merge_keeping_order(*part)
-                self.pending.apply(self.doc, update)
+            apply_deferred(self.doc, updates, self.pending)
         finally:
             self._catching_up = False
 

@@ -30,8 +30,7 @@ from server.events import (
 from server.read.revisions import EDIT, RESTORE, GroupingRules, Revision, extend
 from server.read.textops import Op, apply_delta, counts
 from server.root_watch import OtherRoots, RootWatch
-from server.ydoc import History, PendingUpdates, replay
-from server.ykeyorder import merge_keeping_order
+from server.ydoc import History, PendingUpdates, apply_deferred, replay
 from storage.lifecycle import Deletion
 from storage.packing import PackedChange, chunk_of
 from storage.read_model import (
@@ -59,9 +58,6 @@ class ViewState:
 # text only (storage.read_model drops their state when a later snapshot is saved).
 STATE_EVERY_SNAPSHOTS = 10
 MAX_UNAPPLIED = 20_000  # deferred updates held before the Doc takes them anyway
-# Deferred updates are merged this many at a time: merging is superlinear in yrs (100 small
-# updates: 5 us each; 5,000: 23 us each, measured), applying one by one costs 7 us each.
-DEFERRED_CHUNK = 100
 
 
 class DocumentProjection:
@@ -164,10 +160,7 @@ class DocumentProjection:
         self._unapplied = []
         self._catching_up = True  # the text they make is in `content` already
         try:
-            for start in range(0, len(updates), DEFERRED_CHUNK):
-                part = updates[start : start + DEFERRED_CHUNK]
-                update = part[0] if len(part) == 1 else merge_keeping_order(*part)
-                self.pending.apply(self.doc, update)  # as Yjs: structs past a clock gap wait
+            apply_deferred(self.doc, updates, self.pending)
         finally:
             self._catching_up = False
         # Their changes to the other root types were counted by the writer (OtherRoots).
