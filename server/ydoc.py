@@ -95,7 +95,13 @@ class PendingUpdates:
     def after_apply(self, doc: Any, update: bytes) -> bool:
         """Call after `doc.apply_update(update)`; True if some of it stayed pending."""
         if update[:1] == b"\x00" and not self._unintegrated:
-            return False  # no structs to stay pending, none pending to integrate now
+            # No structs to stay pending, none pending to integrate now: only deletions of
+            # items not seen yet wait (a backspace arriving before the edit it erases).
+            unseen = unseen_deletions(update, doc.get_state())
+            if unseen is None:
+                return False
+            self._deletions.append(unseen)
+            return True
         state = doc.get_state()
         if self._unintegrated:
             self._unintegrated = [u for u in self._unintegrated
