@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from server.auth import Access, Revocations
 from server.bus import Bus, LocalBus
@@ -103,7 +104,11 @@ class PalimpsestApp(Starlette):
                 scope).startswith(PATH_PREFIX):
             guard, serve = front
             if not await guard.refused_host(scope, send):  # checked, not wrapped: no frame kept
-                await serve(scope, receive, send)
+                try:
+                    await serve(scope, receive, send)
+                except Exception as exc:  # as the framework's handlers answer the route's
+                    with contextlib.suppress(Exception):  # already closed: nothing to say
+                        await error_response(WebSocket(scope, receive, send), exc)
             return
         await super().__call__(scope, receive, send)
 

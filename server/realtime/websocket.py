@@ -98,6 +98,10 @@ class DocumentSocket:
         ending = _Ending(websocket.path_params["doc_id"], _address(websocket))
         try:
             await self._connect(websocket, ending)
+        except PalimpsestError as exc:  # e.g. deleted while it loaded: the code clients act on
+            ending.set(exc.close_code, exc.reason)
+            with contextlib.suppress(Exception):  # unless a close went out already
+                await websocket.close(exc.close_code, exc.reason)
         except BaseException as exc:
             ending.set(1011, f"internal error: {exc!r}"[:123])
             raise
