@@ -5,7 +5,8 @@
 //                         checks: [seq, ...], types: {root name: "text"|"xml"|"map"|"array"}}
 // stdout: one JSON object {seq: {root name: {json, delta?}}} with every root as Yjs renders
 // it (toJSON; toDelta for texts), to compare with what the server serves at that seq.
-// Or {batch: [such objects]}, answered {batch: [such outputs]}: several logs, one process.
+// Or {batch: [such objects]}, answered {batch: [such outputs, or {error}]}: several logs,
+// one process.
 
 import * as Y from 'yjs'
 
@@ -15,9 +16,19 @@ process.stdin.on('data', (chunk) => { input += chunk })
 process.stdin.on('end', () => {
   const job = JSON.parse(input)
   // {batch: [job, ...]} replays several logs in one process: {batch: [output, ...]}.
-  const out = job.batch ? { batch: job.batch.map(replay) } : replay(job)
+  // In a batch, a log Yjs cannot read (a test that stored a broken update on purpose) is
+  // answered {error} and the others still replayed.
+  const out = job.batch ? { batch: job.batch.map(replayOrError) } : replay(job)
   process.stdout.write(JSON.stringify(out) + '\n')
 })
+
+function replayOrError (job) {
+  try {
+    return replay(job)
+  } catch (error) {
+    return { error: String(error) }
+  }
+}
 
 function replay ({ updates, checks, types }) {
   const wanted = new Set(checks)
