@@ -13,21 +13,12 @@ from server.read.insights import InsightFollower
 from server.write.live_document import LiveDocument
 from storage.event_store import EventStore
 from storage.insights import InsightStore
-from storage.records import EventRecord, NewEvent
+from storage.records import NewEvent
 from tests.read.logs import opened
+from tests.read.test_compact_store import CountingStore
 from tests.read.test_projector import trace_and_updates
 
 COUNT = 4200  # past a history mark (MARK_EVERY = 4096)
-
-
-class CountingStore(EventStore):
-    reads = 0
-
-    async def read_list(self, doc_id: str, after_seq: int = 0,
-                        until_seq: int | None = None, *,
-                        hashes: bool = True) -> list[EventRecord]:
-        self.reads += 1
-        return await super().read_list(doc_id, after_seq, until_seq, hashes=hashes)
 
 
 @pytest.mark.parametrize("unapplied", [insight_fold.MAX_UNAPPLIED, 250])
